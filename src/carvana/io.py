@@ -1,0 +1,117 @@
+"""Reading and writing the Kaggle formats and our compact probability maps, strictly."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated JPEG must raise, never come back half grey
+
+
+class DataError(ValueError):
+    """A data file that is missing, unreadable or not what the Kaggle layout says it is."""
+
+
+def read_image(path: str | Path, min_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode an RGB JPEG into an (H, W, 3) uint8 array; raise DataError naming the file if it fails.
+
+    ``min_size`` (width, height) lets libjpeg decode at a reduced scale (1/2, 1/4, 1/8) while
+    staying at least that large: much faster when a low-resolution model only needs a thumbnail.
+    """
+    try:
+        with Image.open(path) as im:
+            if min_size is not None and im.format == "JPEG":
+                im.draft("RGB", min_size)
+            im = im.convert("RGB")
+            return np.asarray(im)
+    except FileNotFoundError:
+        raise DataError(f"{path}: image file is missing") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"{path}: cannot decode image ({err})") from None
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image from its header, without decoding it."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except FileNotFoundError:
+        raise DataError(f"{path}: image file is missing") from None
+    except (OSError, SyntaxError) as err:
+        raise DataError(f"{path}: cannot read image header ({err})") from None
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a Kaggle GIF (or PNG) mask into an (H, W) uint8 {0,1} array.
+
+    Values {0,1} and {0,255} are accepted; anything else raises DataError naming the file.
+    """
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("L") if im.mode not in ("P", "L", "1") else im)
+    except FileNotFoundError:
+        raise DataError(f"{path}: mask file is missing") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"{path}: cannot decode mask ({err})") from None
+    if arr.dtype == bool:
+        return arr.astype(np.uint8)
+    values = np.unique(arr)
+    if np.isin(values, (0, 1)).all():
+        return arr.astype(np.uint8)
+    if np.isin(values, (0, 255)).all():
+        return (arr > 0).astype(np.uint8)
+    shown = ", ".join(map(str, values[:8].tolist()))
+    raise DataError(f"{path}: mask values must be {{0,1}} or {{0,255}}, found {shown}")
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_jpeg(path: str | Path, image: np.ndarray, quality: int = 92) -> None:
+    """Write an (H, W, 3) uint8 RGB array as a baseline JPEG."""
+    with atomic_path(path) as tmp:
+        Image.fromarray(image, "RGB").save(tmp, format="JPEG", quality=quality)
+
+
+def write_mask_gif(path: str | Path, mask: np.ndarray) -> None:
+    """Write a {0,1} mask as Kaggle does: a palette GIF whose pixel values are 0 and 1."""
+    im = Image.fromarray((mask != 0).astype(np.uint8), "P")
+    im.putpalette([0, 0, 0, 255, 255, 255])
+    with atomic_path(path) as tmp:
+        im.save(tmp, format="GIF")
+
+
+def write_prob(path: str | Path, prob: np.ndarray) -> None:
+    """Store a probability map in [0,1] compactly as an 8-bit grey PNG (value = round(255 p))."""
+    q = np.clip(np.rint(np.asarray(prob, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+    with atomic_path(path) as tmp:
+        Image.fromarray(q, "L").save(tmp, format="PNG", compress_level=1)
+
+
+def read_prob(path: str | Path) -> np.ndarray:
+    """Read a probability PNG back into float32 in [0,1]."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im, dtype=np.float32) / 255.0
+    except FileNotFoundError:
+        raise DataError(f"{path}: probability map is missing") from None
+    except (OSError, SyntaxError) as err:
+        raise DataError(f"{path}: cannot decode probability map ({err})") from None
