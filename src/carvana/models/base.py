@@ -1,0 +1,102 @@
+"""The shared model shape: ``encoder`` -> ``decoder`` -> ``head``, as in segmentation_models_pytorch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+
+class SegmentationHead(nn.Module):
+    """A 1x1 convolution from the decoder's channels to ``classes`` logits (no activation)."""
+
+    def __init__(self, in_channels: int, classes: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, classes, kernel_size=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x)
+
+
+class SegmentationModel(nn.Module):
+    """An encoder, a decoder and a head; ``forward`` returns logits of shape (N, classes, H, W).
+
+    The encoder maps the image to a list of feature maps (skips first, deepest last), the decoder
+    maps that list to one full-resolution feature map and the head maps it to logits. There is no
+    sigmoid: train with ``BCEWithLogitsLoss`` (safe under mixed precision), apply it to predict.
+    """
+
+    encoder: nn.Module
+    decoder: nn.Module
+    head: nn.Module
+    stride: int
+    in_channels: int
+    classes: int
+    config: dict[str, Any]
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        head: nn.Module,
+        *,
+        stride: int,
+        in_channels: int,
+        classes: int,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.head = head
+        self.stride = stride
+        self.in_channels = in_channels
+        self.classes = classes
+        self.config = {}  # filled by create_model: create_model(**model.config) rebuilds the model
+
+    def check_input_shape(self, x: Tensor) -> None:
+        """Raise ValueError unless ``x`` is (N, in_channels, H, W) with H and W multiples of stride."""
+        if x.ndim != 4:
+            raise ValueError(f"expected a 4-D input (N, C, H, W), got shape {tuple(x.shape)}")
+        channels, height, width = (int(s) for s in x.shape[1:])
+        if channels != self.in_channels:
+            raise ValueError(
+                f"expected {self.in_channels} input channels, got {channels} "
+                f"(input shape {tuple(x.shape)})"
+            )
+        if height % self.stride or width % self.stride:
+            raise ValueError(
+                f"input {height}x{width} is not divisible by the model's stride {self.stride}: "
+                f"use sizes that are multiples of {self.stride}"
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits (N, classes, H, W) for an image batch (N, in_channels, H, W)."""
+        self.check_input_shape(x)
+        features = self.encoder(x)
+        return self.head(self.decoder(features))
+
+
+def check_int(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an int >= ``minimum``, or ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``, or ValueError naming ``name``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def upsample_layer(mode: str, channels: int) -> nn.Module:
+    """2x up-sampling: 'nearest' (Keras UpSampling2D's default), 'bilinear' or 'transpose'."""
+    if mode == "transpose":
+        return nn.ConvTranspose2d(channels, channels, kernel_size=2, stride=2)
+    if mode == "bilinear":
+        return nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+    return nn.Upsample(scale_factor=2, mode="nearest")
+
+
+UPSAMPLE_MODES = ("nearest", "bilinear", "transpose")
