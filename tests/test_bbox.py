@@ -1,0 +1,152 @@
+"""Bounding boxes of masks and low-res maps, tile band placement, and cut statistics."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from carvana.bbox import Box, box_from_mask, box_from_prob, cut_stats
+from carvana.tiling import tile_geometry, tile_rows
+
+FULL = (1918, 1280)  # (width, height)
+
+
+def test_box_of_rectangle_empty_and_full() -> None:
+    mask = np.zeros((50, 70), dtype=np.uint8)
+    assert box_from_mask(mask) is None
+    mask[10:20, 5:66] = 1
+    box = box_from_mask(mask)
+    assert box == Box(10, 20, 5, 66)
+    assert (box.rows, box.height, box.width) == ((10, 20), 10, 61)
+    assert box_from_mask(np.ones((50, 70), dtype=bool)) == Box(0, 50, 0, 70)
+    single = np.zeros((5, 5))
+    single[4, 0] = 0.5
+    assert box_from_mask(single) == Box(4, 5, 0, 1)
+
+
+def test_box_validation() -> None:
+    with pytest.raises(ValueError):
+        Box(3, 3, 0, 1)
+    with pytest.raises(ValueError):
+        Box(-1, 3, 0, 1)
+    with pytest.raises(ValueError, match="2-D"):
+        box_from_mask(np.zeros((2, 3, 3)))
+
+
+def test_box_from_prob_identity_and_threshold() -> None:
+    prob = np.zeros((128, 128), dtype=np.float32)
+    prob[10:20, 30:40] = 0.6
+    prob[15, 35] = 0.9
+    assert box_from_prob(prob, 0.5, (128, 128)) == Box(10, 20, 30, 40)
+    assert box_from_prob(prob, 0.6, (128, 128)) == Box(10, 20, 30, 40)  # >= threshold
+    assert box_from_prob(prob, 0.8, (128, 128)) == Box(15, 16, 35, 36)
+    assert box_from_prob(prob, 0.95, (128, 128)) is None
+
+
+def test_box_from_prob_scales_outward() -> None:
+    prob = np.zeros((64, 64), dtype=np.float32)
+    prob[7:50, 3:61] = 1.0
+    box = box_from_prob(prob, 0.5, FULL)
+    # rows 7*1280/64 = 140 exactly, 50*1280/64 = 1000 exactly;
+    # cols 3*1918/64 = 89.9 -> 89, 61*1918/64 = 1828.1 -> 1829
+    assert box == Box(140, 1000, 89, 1829)
+    whole = box_from_prob(np.ones((64, 64)), 0.5, FULL)
+    assert whole == Box(0, 1280, 0, 1918)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (256, 256), (37, 53)])
+def test_box_from_prob_contains_upsampled_box(size: tuple[int, int]) -> None:
+    rng = np.random.default_rng(sum(size))
+    h, w = size
+    for _ in range(20):
+        prob = np.zeros((h, w), dtype=np.float32)
+        r0, c0 = rng.integers(0, h - 1), rng.integers(0, w - 1)
+        r1, c1 = rng.integers(r0 + 1, h + 1), rng.integers(c0 + 1, w + 1)
+        prob[r0:r1, c0:c1] = rng.uniform(0.5, 1.0, (r1 - r0, c1 - c0))
+        box = box_from_prob(prob, 0.5, FULL)
+        assert box is not None
+        assert 0 <= box.r0 < box.r1 <= FULL[1] and 0 <= box.c0 < box.c1 <= FULL[0]
+        for interp in (cv2.INTER_NEAREST, cv2.INTER_NEAREST_EXACT):
+            up = cv2.resize(prob, FULL, interpolation=interp)
+            true = box_from_mask(up >= 0.5)
+            assert true is not None
+            assert box.r0 <= true.r0 and true.r1 <= box.r1, (interp, box, true)
+            assert box.c0 <= true.c0 and true.c1 <= box.c1, (interp, box, true)
+            # outward rounding adds less than one full-size pixel beyond the low-res pixel edges
+            assert true.r0 - box.r0 <= FULL[1] / h + 1 and box.r1 - true.r1 <= FULL[1] / h + 1
+
+
+GEOM = tile_geometry(1918, 1280, tile=1024)
+
+
+def test_tile_rows_centred() -> None:
+    assert tile_rows(300, 900, GEOM) == (88, 1112)  # 600 rows + 212 on each side
+    assert tile_rows(300, 901, GEOM) == (88, 1112)  # odd growth: the extra row goes above
+    a, b = tile_rows(128, 1152, GEOM)  # exactly one tile
+    assert (a, b) == (128, 1152)
+
+
+def test_tile_rows_clips_at_edges() -> None:
+    assert tile_rows(0, 100, GEOM) == (0, 1024)
+    assert tile_rows(10, 700, GEOM) == (0, 1024)
+    assert tile_rows(1200, 1280, GEOM) == (256, 1280)
+    assert tile_rows(600, 1270, GEOM) == (256, 1280)
+    assert tile_rows(0, 1280, GEOM) == (128, 1152)  # taller than the tile: centred, cuts box
+
+
+def test_tile_rows_margin() -> None:
+    assert tile_rows(300, 900, GEOM, margin=50) == tile_rows(250, 950, GEOM)
+    # a margin past the top edge is clipped, the band stays inside the image
+    assert tile_rows(20, 900, GEOM, margin=40) == (0, 1024)
+    # the margin makes the box taller than the tile: centred on the grown box
+    assert tile_rows(100, 1100, GEOM, margin=50) == (88, 1112)
+    with pytest.raises(ValueError, match="margin"):
+        tile_rows(0, 10, GEOM, margin=-1)
+
+
+def test_tile_rows_box_taller_than_tile() -> None:
+    a, b = tile_rows(50, 1250, GEOM)  # 1200 rows: centre 650
+    assert (a, b) == (138, 1162)
+    mask = np.zeros((1280, 1918), dtype=np.uint8)
+    mask[50:1250, 100:1800] = 1
+    stats = cut_stats(mask, (a, b))
+    assert stats["rows_above"] == 88 and stats["rows_below"] == 88
+    assert stats["pixels_outside"] == 176 * 1700
+
+
+def test_tile_rows_rejects_bad_box() -> None:
+    with pytest.raises(ValueError, match="box rows"):
+        tile_rows(500, 400, GEOM)
+    with pytest.raises(ValueError, match="box rows"):
+        tile_rows(0, 1281, GEOM)
+
+
+def test_tile_rows_small_geometry_always_contains_box() -> None:
+    geom = tile_geometry(97, 65, tile=49)
+    for r0 in range(66):
+        for r1 in range(r0, 66):
+            a, b = tile_rows(r0, r1, geom)
+            assert b - a == 49 and 0 <= a < b <= 65
+            if r1 - r0 <= 49:
+                assert a <= r0 and r1 <= b
+
+
+def test_cut_stats() -> None:
+    mask = np.zeros((20, 10), dtype=np.uint8)
+    mask[2:15, 3:5] = 1  # 13 rows x 2 columns
+    assert cut_stats(mask, (0, 20)) == {
+        "mask_pixels": 26,
+        "mask_rows": 13,
+        "pixels_outside": 0,
+        "rows_above": 0,
+        "rows_below": 0,
+    }
+    stats = cut_stats(mask, (5, 12))
+    assert stats["rows_above"] == 3 and stats["rows_below"] == 3
+    assert stats["pixels_outside"] == 12
+    empty = cut_stats(np.zeros((20, 10)), (5, 12))
+    assert set(empty.values()) == {0}
+    assert all(type(v) is int for v in stats.values())
+    with pytest.raises(ValueError):
+        cut_stats(mask, (5, 21))
