@@ -8,10 +8,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import cv2
 import numpy as np
+import pandas as pd
 from PIL import Image, ImageFile
 
+from carvana.ids import validate_id
+
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated JPEG must raise, never come back half grey
+
+
+def image_path(data_dir: str | Path, split: str, image_id: str) -> Path:
+    """Path of a Kaggle image; the id is validated before it becomes a path."""
+    return Path(data_dir) / split / f"{validate_id(image_id)}.jpg"
+
+
+def mask_path(data_dir: str | Path, image_id: str) -> Path:
+    """Path of a Kaggle train mask."""
+    return Path(data_dir) / "train_masks" / f"{validate_id(image_id)}_mask.gif"
 
 
 class DataError(ValueError):
@@ -115,3 +129,26 @@ def read_prob(path: str | Path) -> np.ndarray:
         raise DataError(f"{path}: probability map is missing") from None
     except (OSError, SyntaxError) as err:
         raise DataError(f"{path}: cannot decode probability map ({err})") from None
+
+
+def full_size_prob(pred_dir: str | Path, image_id: str, size: tuple[int, int]) -> np.ndarray:
+    """A stored probability map resized (bilinear) to the full image size (width, height)."""
+    prob = read_prob(Path(pred_dir) / f"{image_id}.png")
+    if prob.shape[::-1] != size:
+        prob = cv2.resize(prob, size, interpolation=cv2.INTER_LINEAR)
+    return prob
+
+
+def write_frame(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write a DataFrame as CSV, atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a {0,1} mask to (width, height) by area averaging, then threshold at one half."""
+    if mask.shape[::-1] == size:
+        return mask
+    area = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    return (area >= 0.5).astype(np.uint8)
