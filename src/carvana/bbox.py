@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from carvana.io import mask_path, read_mask, read_prob
+from carvana.tiling import TileGeometry, tile_rows
 
 
 @dataclass(frozen=True)
@@ -90,3 +96,45 @@ def cut_stats(mask: np.ndarray, rows: tuple[int, int]) -> dict[str, int]:
         "rows_above": int(has[:a].sum()),
         "rows_below": int(has[b:].sum()),
     }
+
+
+BOX_COLUMNS = ["id", "r0", "r1", "c0", "c1", "band_r0", "band_r1", "empty"]
+
+
+def boxes_from_predictions(pred_dir: str | Path, ids: list[str], geom: TileGeometry,
+                           threshold: float, margin: int) -> pd.DataFrame:
+    """Bounding box (full resolution) of each low-res prediction and its tile band of rows.
+
+    An empty prediction gets the whole image as its box and a band centred on the image.
+    """
+    rows = []
+    for image_id in tqdm(ids, desc=f"boxes {pred_dir}", mininterval=5):
+        box = box_from_prob(read_prob(Path(pred_dir) / f"{image_id}.png"), threshold,
+                            (geom.width, geom.height))
+        r0, r1, c0, c1 = (box.r0, box.r1, box.c0, box.c1) if box else (0, geom.height, 0, geom.width)
+        band = tile_rows(r0, r1, geom, margin)
+        rows.append((image_id, r0, r1, c0, c1, band[0], band[1], box is None))
+    return pd.DataFrame(rows, columns=BOX_COLUMNS)
+
+
+def read_bands(csvs: list[str | Path]) -> dict[str, tuple[int, int]]:
+    """id -> (band_r0, band_r1) from one or more box CSVs."""
+    frame = pd.concat([pd.read_csv(c, dtype={"id": str}) for c in csvs], ignore_index=True)
+    return {i: (int(a), int(b)) for i, a, b in
+            zip(frame["id"], frame["band_r0"], frame["band_r1"], strict=True)}
+
+
+def box_analysis(boxes: pd.DataFrame, data_dir: str | Path, ids: list[str]) -> pd.DataFrame:
+    """How the tile band of each (validation) image cuts its true mask."""
+    boxes = boxes.set_index("id")
+    rows = []
+    for image_id in tqdm(ids, desc="box analysis", mininterval=5):
+        mask = read_mask(mask_path(data_dir, image_id))
+        b = boxes.loc[image_id]
+        true = box_from_mask(mask)
+        stats = cut_stats(mask, (int(b["band_r0"]), int(b["band_r1"])))
+        rows.append({"id": image_id, "r0": b["r0"], "r1": b["r1"], "c0": b["c0"], "c1": b["c1"],
+                     "band_r0": b["band_r0"], "band_r1": b["band_r1"], **stats,
+                     "box_height": int(b["r1"] - b["r0"]), "box_width": int(b["c1"] - b["c0"]),
+                     "true_r0": true.r0 if true else -1, "true_r1": true.r1 if true else -1})
+    return pd.DataFrame(rows)

@@ -1,0 +1,32 @@
+# carvana-pipeline: the Kaggle Carvana Image Masking Challenge, raw data to scored submission.
+# Usage: snakemake --cores all submission     (see README.md)
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "schemas/config.schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/lowres.smk"
+include: "rules/fullres.smk"
+include: "rules/evaluate.smk"
+include: "rules/submission.smk"
+
+
+rule all:
+    input:
+        get_final_outputs(),
+    default_target: True
+
+
+rule submission:
+    input:
+        submission="results/submission.csv.gz",
+        check="results/submission_check.json",

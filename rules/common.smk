@@ -1,0 +1,123 @@
+import re
+from glob import glob
+
+from carvana import workflow as wf
+
+wf.check_config(config)
+
+DATA = wf.data_dir(config)
+SYNTHETIC = wf.is_synthetic(config)
+SHARDS = wf.test_shards(config)
+LADDER = list(config["ladder"])
+TILE_MODELS = wf.tile_models(config)
+TRAINED = LADDER + TILE_MODELS
+ENSEMBLE = wf.ensemble_members(config)
+SCORED = wf.scored_models(config)
+BBOX_MODEL = config.get("bbox", {}).get("model", "")
+ENV = "../envs/carvana.yaml"
+
+
+wildcard_constraints:
+    shard=r"\d{4}",
+
+
+def one_of(names):
+    """A wildcard pattern matching exactly these names."""
+    return "|".join(re.escape(n) for n in names)
+
+
+def res(kind, key):
+    """A per-job resource request from config `resources:`."""
+    return config["resources"][kind][key]
+
+
+def get_data(wildcards=None):
+    """The data folder as an input: the synthetic rule's output, or nothing (files are listed
+    by the rules that read them)."""
+    return {"data": DATA} if SYNTHETIC else {}
+
+
+def get_ingest_input(wildcards):
+    """Everything ingest reads: the synthetic folder, or every train image and mask."""
+    if SYNTHETIC:
+        return [DATA]
+    return (
+        [f"{DATA}/sample_submission.csv"]
+        + sorted(glob(f"{DATA}/train/*.jpg"))
+        + sorted(glob(f"{DATA}/train_masks/*.gif"))
+    )
+
+
+def get_test_shard_images(wildcards):
+    """The images of one test shard, so that editing one image reruns only its shard."""
+    if SYNTHETIC:
+        return [DATA]
+    return [f"{DATA}/test/{i}.jpg" for i in SHARDS[wildcards.shard]]
+
+
+def get_sample_submission():
+    return f"{DATA}/sample_submission.csv"
+
+
+def get_truth(wildcards=None):
+    """The kept test masks of the synthetic data (none for the real data)."""
+    return {"truth": wf.SYNTHETIC_TRUTH} if SYNTHETIC else {}
+
+
+def get_test_pred(source, shard):
+    """Where a model's (or the ensemble's) test probabilities for a shard are."""
+    return f"results/predict/{source}/test/{shard}"
+
+
+def get_train_summary(wildcards):
+    """A trained model's training summary (the ensemble has none)."""
+    if wildcards.model in TRAINED:
+        return f"results/models/{wildcards.model}/train.json"
+    return []
+
+
+def get_tile_model_inputs(wildcards):
+    """A tile model's extra inputs: the depth model's predictions, the weights it starts from."""
+    spec = wf.model_spec(config, wildcards.model)
+    inputs = {}
+    if spec.get("depth_from"):
+        inputs["depth"] = f"results/predict/{spec['depth_from']}/train"
+    if spec.get("init_from"):
+        inputs["init"] = f"results/models/{spec['init_from']}/weights.pt"
+    return inputs
+
+
+def get_depth_input(split):
+    """The depth model's predictions of the same images, for a 4-channel model (else none)."""
+
+    def inputs(wildcards):
+        source = wf.model_spec(config, wildcards.model).get("depth_from")
+        if not source:
+            return {}
+        if split == "train":
+            return {"depth": f"results/predict/{source}/train"}
+        return {"depth": get_test_pred(source, wildcards.shard)}
+
+    return inputs
+
+
+def get_threshold_input():
+    """The threshold analysis, when the submission threshold is the best on validation."""
+    if config["submission"]["threshold"] == "best":
+        return {"threshold": "results/metrics/threshold.json"}
+    return {}
+
+
+def get_final_outputs():
+    """Everything `all` builds: the submission, every model's scores, the analysis."""
+    outputs = [
+        "results/submission.csv.gz",
+        "results/submission_check.json",
+        "results/metrics/summary.csv",
+        "results/metrics/threshold.json",
+        *expand("results/metrics/{model}.json", model=SCORED),
+        *expand("results/models/{model}/learning_curve.png", model=TRAINED),
+    ]
+    if TILE_MODELS:
+        outputs.append("results/bbox/val_analysis.csv")
+    return outputs

@@ -1,0 +1,209 @@
+rule boxes_train:
+    input:
+        preds=f"results/predict/{BBOX_MODEL}/train",
+        split="results/data/split.csv",
+        ingest="results/data/ingest.json",
+    output:
+        boxes="results/bbox/train.csv",
+    params:
+        tiles=config["tiles"],
+        threshold=config["bbox"]["threshold"],
+        margin=config["bbox"]["margin"],
+    log:
+        "logs/bbox/train.log",
+    resources:
+        mem_mb=res("light", "mem_mb"),
+        runtime=res("light", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/boxes.py"
+
+
+rule boxes_test:
+    input:
+        preds=get_test_pred(BBOX_MODEL, "{shard}"),
+        ingest="results/data/ingest.json",
+    output:
+        boxes="results/bbox/test/{shard}.csv",
+    params:
+        ids=lambda wc: SHARDS[wc.shard],
+        tiles=config["tiles"],
+        threshold=config["bbox"]["threshold"],
+        margin=config["bbox"]["margin"],
+    log:
+        "logs/bbox/test_{shard}.log",
+    resources:
+        mem_mb=res("light", "mem_mb"),
+        runtime=res("light", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/boxes.py"
+
+
+rule box_analysis:
+    input:
+        unpack(get_data),
+        boxes="results/bbox/train.csv",
+        split="results/data/split.csv",
+    output:
+        analysis="results/bbox/val_analysis.csv",
+    params:
+        data_dir=DATA,
+    log:
+        "logs/bbox/analysis.log",
+    resources:
+        mem_mb=res("light", "mem_mb"),
+        runtime=res("light", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/box_analysis.py"
+
+
+rule train_tiles:
+    input:
+        unpack(get_data),
+        unpack(get_tile_model_inputs),
+        split="results/data/split.csv",
+        ingest="results/data/ingest.json",
+        boxes="results/bbox/train.csv",
+    output:
+        weights="results/models/{model}/weights.pt",
+        history="results/models/{model}/history.csv",
+        curve="results/models/{model}/learning_curve.png",
+        summary="results/models/{model}/train.json",
+    wildcard_constraints:
+        model=one_of(TILE_MODELS),
+    params:
+        data_dir=DATA,
+        spec=lambda wc: wf.model_spec(config, wc.model),
+        tiles=config["tiles"],
+        seed=config["seed"],
+        device=config["device"],
+        cpu_fallback=config["cpu_fallback"],
+    log:
+        "logs/train/{model}.log",
+    benchmark:
+        "results/benchmarks/train/{model}.tsv"
+    threads: 2
+    resources:
+        gpu=config["gpu"],
+        mem_mb=res("train", "mem_mb"),
+        runtime=res("train", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/train_tiles.py"
+
+
+rule predict_tiles_val:
+    input:
+        unpack(get_data),
+        unpack(get_depth_input("train")),
+        weights="results/models/{model}/weights.pt",
+        split="results/data/split.csv",
+        ingest="results/data/ingest.json",
+        boxes="results/bbox/train.csv",
+    output:
+        preds=directory("results/predict/{model}/train"),
+        timing="results/predict/{model}/train_timing.json",
+    wildcard_constraints:
+        model=one_of(TILE_MODELS),
+    params:
+        data_dir=DATA,
+        tiles=config["tiles"],
+        batch_size=config["predict"]["batch_size"],
+        tta_hflip=config["predict"]["tta_hflip"],
+        device=config["device"],
+        cpu_fallback=config["cpu_fallback"],
+    log:
+        "logs/predict/{model}/train.log",
+    benchmark:
+        "results/benchmarks/predict/{model}_train.tsv"
+    threads: 2
+    resources:
+        gpu=config["gpu"],
+        mem_mb=res("predict", "mem_mb"),
+        runtime=res("predict", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/predict_tiles.py"
+
+
+rule predict_tiles_test:
+    input:
+        unpack(get_depth_input("test")),
+        images=get_test_shard_images,
+        weights="results/models/{model}/weights.pt",
+        ingest="results/data/ingest.json",
+        boxes="results/bbox/test/{shard}.csv",
+    output:
+        preds=directory("results/predict/{model}/test/{shard}"),
+        timing="results/predict/{model}/test_timing/{shard}.json",
+    wildcard_constraints:
+        model=one_of(TILE_MODELS),
+    params:
+        data_dir=DATA,
+        ids=lambda wc: SHARDS[wc.shard],
+        tiles=config["tiles"],
+        batch_size=config["predict"]["batch_size"],
+        tta_hflip=config["predict"]["tta_hflip"],
+        device=config["device"],
+        cpu_fallback=config["cpu_fallback"],
+    log:
+        "logs/predict/{model}/test_{shard}.log",
+    benchmark:
+        "results/benchmarks/predict/{model}_test_{shard}.tsv"
+    threads: 2
+    resources:
+        gpu=config["gpu"],
+        mem_mb=res("predict", "mem_mb"),
+        runtime=res("predict", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/predict_tiles.py"
+
+
+rule ensemble_val:
+    input:
+        unpack(get_data),
+        preds=expand("results/predict/{model}/train", model=ENSEMBLE),
+        split="results/data/split.csv",
+        ingest="results/data/ingest.json",
+    output:
+        preds=directory("results/predict/ensemble/train"),
+    params:
+        members=ENSEMBLE,
+    log:
+        "logs/ensemble/val.log",
+    resources:
+        mem_mb=res("light", "mem_mb"),
+        runtime=res("light", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/ensemble.py"
+
+
+rule ensemble_test:
+    input:
+        preds=lambda wc: [get_test_pred(m, wc.shard) for m in ENSEMBLE],
+        ingest="results/data/ingest.json",
+    output:
+        preds=directory("results/predict/ensemble/test/{shard}"),
+    params:
+        members=ENSEMBLE,
+        ids=lambda wc: SHARDS[wc.shard],
+    log:
+        "logs/ensemble/test_{shard}.log",
+    resources:
+        mem_mb=res("light", "mem_mb"),
+        runtime=res("light", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/ensemble.py"

@@ -1,0 +1,93 @@
+rule train_lowres:
+    input:
+        unpack(get_data),
+        split="results/data/split.csv",
+    output:
+        weights="results/models/{model}/weights.pt",
+        history="results/models/{model}/history.csv",
+        curve="results/models/{model}/learning_curve.png",
+        summary="results/models/{model}/train.json",
+    wildcard_constraints:
+        model=one_of(LADDER),
+    params:
+        data_dir=DATA,
+        spec=lambda wc: wf.model_spec(config, wc.model),
+        seed=config["seed"],
+        device=config["device"],
+        cpu_fallback=config["cpu_fallback"],
+    log:
+        "logs/train/{model}.log",
+    benchmark:
+        "results/benchmarks/train/{model}.tsv"
+    threads: 2
+    resources:
+        gpu=config["gpu"],
+        mem_mb=res("train", "mem_mb"),
+        runtime=res("train", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/train_lowres.py"
+
+
+rule predict_lowres_train:
+    input:
+        unpack(get_data),
+        weights="results/models/{model}/weights.pt",
+        split="results/data/split.csv",
+    output:
+        preds=directory("results/predict/{model}/train"),
+        timing="results/predict/{model}/train_timing.json",
+    wildcard_constraints:
+        model=one_of(LADDER),
+    params:
+        data_dir=DATA,
+        batch_size=config["predict"]["batch_size"],
+        tta_hflip=config["predict"]["tta_hflip"],
+        device=config["device"],
+        cpu_fallback=config["cpu_fallback"],
+    log:
+        "logs/predict/{model}/train.log",
+    benchmark:
+        "results/benchmarks/predict/{model}_train.tsv"
+    threads: 2
+    resources:
+        gpu=config["gpu"],
+        mem_mb=res("predict", "mem_mb"),
+        runtime=res("predict", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/predict_lowres.py"
+
+
+rule predict_lowres_test:
+    input:
+        images=get_test_shard_images,
+        weights="results/models/{model}/weights.pt",
+        ingest="results/data/ingest.json",
+    output:
+        preds=directory("results/predict/{model}/test/{shard}"),
+        timing="results/predict/{model}/test_timing/{shard}.json",
+    wildcard_constraints:
+        model=one_of(LADDER),
+    params:
+        data_dir=DATA,
+        ids=lambda wc: SHARDS[wc.shard],
+        batch_size=config["predict"]["batch_size"],
+        tta_hflip=config["predict"]["tta_hflip"],
+        device=config["device"],
+        cpu_fallback=config["cpu_fallback"],
+    log:
+        "logs/predict/{model}/test_{shard}.log",
+    benchmark:
+        "results/benchmarks/predict/{model}_test_{shard}.tsv"
+    threads: 2
+    resources:
+        gpu=config["gpu"],
+        mem_mb=res("predict", "mem_mb"),
+        runtime=res("predict", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/predict_lowres.py"

@@ -1,0 +1,58 @@
+rule encode_shard:
+    input:
+        unpack(lambda wc: get_threshold_input()),
+        preds=lambda wc: get_test_pred(config["submission"]["source"], wc.shard),
+        ingest="results/data/ingest.json",
+    output:
+        csv="results/submission/shards/{shard}.csv",
+    params:
+        ids=lambda wc: SHARDS[wc.shard],
+        threshold=config["submission"]["threshold"],
+    log:
+        "logs/submission/encode_{shard}.log",
+    resources:
+        mem_mb=res("light", "mem_mb"),
+        runtime=res("light", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/encode_shard.py"
+
+
+rule write_submission:
+    input:
+        unpack(get_data),
+        shards=expand("results/submission/shards/{shard}.csv", shard=SHARDS),
+    output:
+        submission="results/submission.csv.gz",
+    params:
+        sample=get_sample_submission(),
+    log:
+        "logs/submission/write.log",
+    resources:
+        mem_mb=res("light", "mem_mb"),
+        runtime=res("light", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/write_submission.py"
+
+
+rule check_submission:
+    input:
+        unpack(lambda wc: {**get_data(), **get_truth()}),
+        submission="results/submission.csv.gz",
+        ingest="results/data/ingest.json",
+    output:
+        check="results/submission_check.json",
+    params:
+        sample=get_sample_submission(),
+    log:
+        "logs/submission/check.log",
+    resources:
+        mem_mb=res("light", "mem_mb"),
+        runtime=res("light", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/check_submission.py"

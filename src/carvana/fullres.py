@@ -1,0 +1,118 @@
+"""The full-resolution branch: tile datasets (2 tiles per image) and stitched prediction.
+
+Tiles are cut on the fly in the loader from the decoded full-size JPEG: storing them would
+double the disk use of the data and cost more I/O than the decode (see docs/fullres.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from carvana.data import image_path, mask_path
+from carvana.io import full_size_prob, read_image, read_mask, write_prob
+from carvana.predict import predict_probs
+from carvana.tiling import TileGeometry, cut_tiles, stitch
+from carvana.training import to_input
+
+log = logging.getLogger(__name__)
+
+
+class TileDataset(Dataset):
+    """Both tiles of an image per item: image (2, C, T, T) uint8, mask (2, 1, T, T).
+
+    C is 3, or 4 when ``depth_dir`` names a low-res model's predictions: the probability map,
+    resized to full size and cut like the image, is the 4th channel.
+    """
+
+    def __init__(self, data_dir: str | Path, split: str, ids: list[str],
+                 bands: dict[str, tuple[int, int]], geom: TileGeometry, with_masks: bool = True,
+                 depth_dir: str | Path | None = None) -> None:
+        missing = [i for i in ids if i not in bands]
+        if missing:
+            raise ValueError(f"no bounding box band for {len(missing)} images, e.g. {missing[:3]}")
+        self.data_dir, self.split, self.ids = Path(data_dir), split, list(ids)
+        self.bands, self.geom, self.with_masks = bands, geom, with_masks
+        self.depth_dir = Path(depth_dir) if depth_dir else None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def full_input(self, image_id: str) -> np.ndarray:
+        """The full-size (H, W, C) uint8 input: the image, plus the depth channel if any."""
+        image = read_image(image_path(self.data_dir, self.split, image_id))
+        if image.shape[:2] != (self.geom.height, self.geom.width):
+            raise ValueError(f"{image_path(self.data_dir, self.split, image_id)}: size "
+                             f"{image.shape[1]}x{image.shape[0]}, expected "
+                             f"{self.geom.width}x{self.geom.height}")
+        if self.depth_dir is None:
+            return image
+        depth = full_size_prob(self.depth_dir, image_id, (self.geom.width, self.geom.height))
+        depth8 = np.rint(depth * 255).astype(np.uint8)
+        return np.concatenate([image, depth8[..., None]], axis=2)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        image_id = self.ids[index]
+        rows = self.bands[image_id]
+        tiles = cut_tiles(self.full_input(image_id), rows, self.geom)  # (2, T, T, C)
+        item: dict[str, torch.Tensor | str] = {
+            "id": image_id,
+            "image": torch.from_numpy(np.ascontiguousarray(tiles.transpose(0, 3, 1, 2))),
+        }
+        if self.with_masks:
+            mask = cut_tiles(read_mask(mask_path(self.data_dir, image_id)), rows, self.geom)
+            item["mask"] = torch.from_numpy(np.ascontiguousarray(mask[:, None]))
+        return item
+
+
+class CachedTiles(Dataset):
+    """A TileDataset decoded once into RAM (small data sets), same items."""
+
+    def __init__(self, base: TileDataset) -> None:
+        self.items = [base[i] for i in tqdm(range(len(base)), desc="cache tiles", mininterval=10)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        return self.items[index]
+
+
+def collate_tiles(batch: list[dict[str, torch.Tensor | str]]) -> dict[str, torch.Tensor | list]:
+    """Flatten items of two tiles into one batch of 2N tiles (ids repeated)."""
+    out: dict[str, torch.Tensor | list] = {
+        "id": [i["id"] for i in batch for _ in range(2)],
+        "image": torch.cat([i["image"] for i in batch]),
+    }
+    if "mask" in batch[0]:
+        out["mask"] = torch.cat([i["mask"] for i in batch])
+    return out
+
+
+def predict_tiles_to_dir(model: torch.nn.Module, dataset: TileDataset, out_dir: str | Path,
+                         device: torch.device, batch_size: int = 4, tta_hflip: bool = False,
+                         num_workers: int = 0) -> dict[str, float]:
+    """Predict both tiles of every image, stitch them, write full-size ``<id>.png`` maps."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cuda = device.type == "cuda"
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        pin_memory=cuda, collate_fn=collate_tiles)
+    start, n = time.perf_counter(), 0
+    for batch in tqdm(loader, desc=f"predict tiles {out_dir}", mininterval=5):
+        x = to_input(batch["image"], device, cuda)
+        prob = predict_probs(model, x, tta_hflip).squeeze(1).cpu().numpy()
+        for k in range(0, len(prob), 2):
+            image_id = batch["id"][k]
+            full = stitch(prob[k : k + 2], dataset.bands[image_id], dataset.geom)
+            write_prob(out_dir / f"{image_id}.png", full)
+            n += 1
+    seconds = time.perf_counter() - start
+    log.info("predicted %d images (%d tiles) in %.1f s", n, 2 * n, seconds)
+    return {"images": n, "seconds": seconds, "seconds_per_image": seconds / max(n, 1)}

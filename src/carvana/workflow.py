@@ -1,0 +1,106 @@
+"""Config helpers the Snakefile calls at DAG-build time (kept here so they are unit-tested)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from carvana.ingest import read_submission_ids, shards
+
+SYNTHETIC_DIR = "results/data/synthetic/kaggle"
+SYNTHETIC_TRUTH = "results/data/synthetic/truth/test_masks.csv"
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``base`` with ``override`` merged in, recursively for nested mappings."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def is_synthetic(config: dict[str, Any]) -> bool:
+    """True when the workflow generates its own data."""
+    return not config.get("data_dir")
+
+
+def data_dir(config: dict[str, Any]) -> str:
+    """The Kaggle-layout folder the workflow reads."""
+    return SYNTHETIC_DIR if is_synthetic(config) else str(config["data_dir"])
+
+
+def model_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """A model's definition with its training settings merged over the defaults."""
+    models = config.get("models", {})
+    if name not in models:
+        raise ValueError(f"model {name!r} is not defined under `models:` (defined: {sorted(models)})")
+    spec = copy.deepcopy(models[name])
+    spec["train"] = deep_merge(config["training"], spec.get("train", {}))
+    spec.setdefault("params", {})
+    return spec
+
+
+def test_ids(config: dict[str, Any]) -> list[str]:
+    """Test image ids in submission order: from the synthetic seed, or the sample submission."""
+    if is_synthetic(config):
+        from carvana.synthetic import SyntheticConfig, synthetic_ids
+
+        return synthetic_ids(SyntheticConfig(**config["synthetic"]))[1]
+    return read_submission_ids(Path(config["data_dir"]) / "sample_submission.csv")
+
+
+def test_shards(config: dict[str, Any]) -> dict[str, list[str]]:
+    """Shard name -> test ids, ``test_shard_size`` each."""
+    return shards(test_ids(config), int(config["test_shard_size"]))
+
+
+def tile_models(config: dict[str, Any]) -> list[str]:
+    """Names of the models trained on full-resolution tiles."""
+    return list(config.get("fullres", []))
+
+
+def ensemble_members(config: dict[str, Any]) -> dict[str, float]:
+    """Model name -> weight of the ensemble (empty when there is none)."""
+    ens = config.get("ensemble", {})
+    members, weights = list(ens.get("members", [])), list(ens.get("weights", []))
+    if len(members) != len(weights):
+        raise ValueError(f"ensemble: {len(members)} members but {len(weights)} weights")
+    if len(set(members)) != len(members):
+        raise ValueError(f"ensemble: a member is listed twice in {members}")
+    return dict(zip(members, weights, strict=True))
+
+
+def scored_models(config: dict[str, Any]) -> list[str]:
+    """Every model with validation metrics: the ladder, the tile models, the ensemble."""
+    return [*config["ladder"], *tile_models(config),
+            *(["ensemble"] if ensemble_members(config) else [])]
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Cross-field checks the JSON schema cannot express; each error names the key."""
+    ladder, tiles = list(config["ladder"]), tile_models(config)
+    for name in ladder:
+        spec = model_spec(config, name)
+        if "size" not in spec or spec.get("input", "lowres") != "lowres":
+            raise ValueError(f"ladder model {name!r} needs a `size` and input: lowres")
+    for name in tiles:
+        spec = model_spec(config, name)
+        if spec.get("input") != "tiles":
+            raise ValueError(f"fullres model {name!r} needs input: tiles")
+        for key in ("depth_from", "init_from"):
+            if spec.get(key) and spec[key] not in ladder:
+                raise ValueError(f"models.{name}.{key}: {spec[key]!r} is not in the ladder")
+        if config.get("bbox", {}).get("model") not in ladder:
+            raise ValueError(f"bbox.model must name a ladder model (one of {ladder})")
+    if "ensemble" in ladder + tiles:
+        raise ValueError("'ensemble' is reserved for the ensemble; rename that model")
+    for member in ensemble_members(config):
+        if member not in ladder + tiles:
+            raise ValueError(f"ensemble member {member!r} is not a ladder or fullres model")
+    source = config["submission"]["source"]
+    if source not in scored_models(config):
+        raise ValueError(f"submission.source {source!r} is not one of {scored_models(config)}")

@@ -1,0 +1,96 @@
+"""The full-resolution branch: boxes from predictions, tile datasets, stitched prediction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from carvana.bbox import boxes_from_predictions, read_bands
+from carvana.ensemble import ensemble_to_dir
+from carvana.fullres import TileDataset, collate_tiles, predict_tiles_to_dir
+from carvana.io import read_image, read_prob, write_prob
+from carvana.tiling import tile_geometry
+
+
+def _ids(data: Path) -> list[str]:
+    return sorted(p.stem for p in (data / "train").glob("*.jpg"))
+
+
+def test_boxes_from_predictions(tmp_path: Path) -> None:
+    geom = tile_geometry(96, 64, multiple=16)  # tile 48
+    prob = np.zeros((32, 32), np.float32)
+    prob[8:16, 4:28] = 0.9  # rows 16..32 at full size, columns 12..84
+    write_prob(tmp_path / "0123456789ab_01.png", prob)
+    write_prob(tmp_path / "0123456789ab_02.png", np.zeros((32, 32), np.float32))
+    frame = boxes_from_predictions(tmp_path, ["0123456789ab_01", "0123456789ab_02"], geom, 0.5, 2)
+    first, empty = frame.iloc[0], frame.iloc[1]
+    assert (first["r0"], first["r1"], first["c0"], first["c1"]) == (16, 32, 12, 84)
+    assert first["band_r1"] - first["band_r0"] == 48
+    assert first["band_r0"] <= 14 and first["band_r1"] >= 34  # box plus margin inside the band
+    assert not first["empty"] and empty["empty"]
+    assert (empty["band_r0"], empty["band_r1"]) == (8, 56)  # centred on the image
+
+
+def test_tile_dataset_depth_channel_is_aligned(tiny_data, tmp_path: Path) -> None:
+    data = tiny_data[0]
+    ids = _ids(data)[:2]
+    geom = tile_geometry(96, 64, multiple=16)
+    # a "low-res prediction" that is the image's own red channel at 32x32
+    for image_id in ids:
+        red = read_image(data / "train" / f"{image_id}.jpg")[..., 0].astype(np.float32) / 255
+        write_prob(tmp_path / f"{image_id}.png", red)
+    bands = {i: (8, 56) for i in ids}
+    ds = TileDataset(data, "train", ids, bands, geom, with_masks=True, depth_dir=tmp_path)
+    item = ds[0]
+    assert item["image"].shape == (2, 4, 48, 48)
+    assert item["mask"].shape == (2, 1, 48, 48)
+    tiles = item["image"].numpy()
+    # channel 4 equals channel 1 (red) in both tiles, mirrored right tile included
+    assert np.abs(tiles[:, 3].astype(int) - tiles[:, 0].astype(int)).max() <= 1
+    batch = collate_tiles([ds[0], ds[1]])
+    assert batch["image"].shape == (4, 4, 48, 48) and batch["id"][:2] == [ids[0], ids[0]]
+    with pytest.raises(ValueError, match="no bounding box band"):
+        TileDataset(data, "train", ids, {}, geom)
+
+
+class _Echo(torch.nn.Module):
+    """A 'model' whose logits make sigmoid(logit) equal the first input channel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = x[:, :1].clamp(1e-4, 1 - 1e-4)
+        return torch.log(p / (1 - p))
+
+
+def test_predict_tiles_stitches_back_to_full_size(tiny_data, tmp_path: Path) -> None:
+    data = tiny_data[0]
+    ids = _ids(data)[:3]
+    geom = tile_geometry(96, 64, multiple=16)
+    bands = {i: (10, 58) for i in ids}
+    ds = TileDataset(data, "train", ids, bands, geom, with_masks=False)
+    predict_tiles_to_dir(_Echo(), ds, tmp_path, torch.device("cpu"), batch_size=2)
+    for image_id in ids:
+        out = read_prob(tmp_path / f"{image_id}.png")
+        red = read_image(data / "train" / f"{image_id}.jpg")[..., 0] / 255.0
+        assert out.shape == (64, 96)
+        assert np.abs(out[10:58] - red[10:58]).max() <= 1.5 / 255
+        assert not out[:10].any() and not out[58:].any()
+
+
+def test_ensemble_weighted_average(tmp_path: Path) -> None:
+    a, b, out = tmp_path / "a", tmp_path / "b", tmp_path / "out"
+    write_prob(a / "0123456789ab_01.png", np.full((8, 8), 0.2, np.float32))  # low res: resized
+    write_prob(b / "0123456789ab_01.png", np.full((16, 24), 1.0, np.float32))
+    ensemble_to_dir({"a": (a, 3.0), "b": (b, 1.0)}, ["0123456789ab_01"], (24, 16), out)
+    got = read_prob(out / "0123456789ab_01.png")
+    assert got.shape == (16, 24)
+    assert np.allclose(got, 0.75 * 0.2 + 0.25 * 1.0, atol=1 / 255)
+
+
+def test_read_bands(tmp_path: Path) -> None:
+    pd.DataFrame({"id": ["0123456789ab_01"], "band_r0": [3], "band_r1": [51]}).to_csv(
+        tmp_path / "b.csv", index=False)
+    assert read_bands([tmp_path / "b.csv"]) == {"0123456789ab_01": (3, 51)}
