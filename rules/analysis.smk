@@ -1,0 +1,182 @@
+# Analysis figures and tables (results/analysis/), gathered by `snakemake --report`.
+# Config: analysis: {worst_k: 6, worst_models: [...]}; helpers in common.smk.
+
+
+rule analysis_model_comparison:
+    input:
+        metrics=expand("results/metrics/{model}.json", model=SCORED),
+        train=expand("results/models/{model}/train.json", model=TRAINED),
+    output:
+        png=report(
+            "results/analysis/model_comparison.png",
+            caption="../report/model_comparison.rst",
+            category="Models",
+            subcategory="Figures",
+        ),
+        csv=report(
+            "results/analysis/model_comparison.csv",
+            caption="../report/model_comparison.rst",
+            category="Models",
+            subcategory="Tables",
+        ),
+    log:
+        "logs/analysis/model_comparison.log",
+    resources:
+        mem_mb=res("light", "mem_mb"),
+        runtime=res("light", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/analysis_model_comparison.py"
+
+
+rule analysis_ladder:
+    input:
+        metrics=expand("results/metrics/{model}.json", model=LADDER),
+        train=expand("results/models/{model}/train.json", model=LADDER),
+    output:
+        png=report(
+            "results/analysis/ladder.png",
+            caption="../report/ladder.rst",
+            category="Models",
+            subcategory="Figures",
+        ),
+        csv=report(
+            "results/analysis/ladder.csv",
+            caption="../report/ladder.rst",
+            category="Models",
+            subcategory="Tables",
+        ),
+    log:
+        "logs/analysis/ladder.log",
+    resources:
+        mem_mb=res("light", "mem_mb"),
+        runtime=res("light", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/analysis_ladder.py"
+
+
+rule analysis_threshold_curves:
+    input:
+        curves=expand("results/metrics/{model}_thresholds.csv", model=SCORED),
+    output:
+        png=report(
+            "results/analysis/threshold_curves.png",
+            caption="../report/threshold_curves.rst",
+            category="Models",
+            subcategory="Figures",
+        ),
+        csv=report(
+            "results/analysis/threshold_curves.csv",
+            caption="../report/threshold_curves.rst",
+            category="Models",
+            subcategory="Tables",
+        ),
+    params:
+        models=SCORED,
+    log:
+        "logs/analysis/threshold_curves.log",
+    resources:
+        mem_mb=res("light", "mem_mb"),
+        runtime=res("light", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/analysis_threshold_curves.py"
+
+
+rule analysis_learning_curves:
+    input:
+        histories=expand("results/models/{model}/history.csv", model=TRAINED),
+    output:
+        png=report(
+            "results/analysis/learning_curves.png",
+            caption="../report/learning_curves.rst",
+            category="Models",
+            subcategory="Figures",
+        ),
+        csv=report(
+            "results/analysis/learning_curves.csv",
+            caption="../report/learning_curves.rst",
+            category="Models",
+            subcategory="Tables",
+        ),
+    params:
+        models=TRAINED,
+    log:
+        "logs/analysis/learning_curves.log",
+    resources:
+        mem_mb=res("light", "mem_mb"),
+        runtime=res("light", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/analysis_learning_curves.py"
+
+
+rule analysis_worst_predictions:
+    input:
+        unpack(get_data),
+        per_image="results/metrics/{model}_per_image.csv",
+        preds="results/predict/{model}/train",
+    output:
+        png=report(
+            "results/analysis/worst/{model}.png",
+            caption="../report/worst_predictions.rst",
+            category="Worst predictions",
+            subcategory="{model}",
+        ),
+        csv=report(
+            "results/analysis/worst/{model}.csv",
+            caption="../report/worst_predictions.rst",
+            category="Worst predictions",
+            subcategory="{model}",
+        ),
+    wildcard_constraints:
+        model=one_of(get_worst_models()),
+    params:
+        data_dir=DATA,
+        k=WORST_K,
+    log:
+        "logs/analysis/worst_predictions_{model}.log",
+    resources:
+        mem_mb=res("light", "mem_mb"),
+        runtime=res("light", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/analysis_worst_predictions.py"
+
+
+rule analysis_bbox:
+    input:
+        table="results/bbox/val_analysis.csv",
+    output:
+        png=report(
+            "results/analysis/bbox.png",
+            caption="../report/bbox.rst",
+            category="Bounding boxes",
+            subcategory="Figures",
+        ),
+        csv=report(
+            "results/analysis/bbox.csv",
+            caption="../report/bbox.rst",
+            category="Bounding boxes",
+            subcategory="Tables",
+        ),
+    log:
+        "logs/analysis/bbox.log",
+    resources:
+        mem_mb=res("light", "mem_mb"),
+        runtime=res("light", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/analysis_bbox.py"
+
+
+rule report_figures:
+    input:
+        get_analysis_outputs,
