@@ -9,6 +9,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 validate(config, "schemas/config.schema.yaml")
 
 
@@ -18,6 +21,7 @@ include: "rules/lowres.smk"
 include: "rules/fullres.smk"
 include: "rules/evaluate.smk"
 include: "rules/submission.smk"
+include: "rules/analysis.smk"
 
 
 rule all:

@@ -14,6 +14,7 @@ TRAINED = LADDER + TILE_MODELS
 ENSEMBLE = wf.ensemble_members(config)
 SCORED = wf.scored_models(config)
 BBOX_MODEL = config.get("bbox", {}).get("model", "")
+WORST_K = int(config.get("analysis", {}).get("worst_k", 6))
 ENV = "../envs/carvana.yaml"
 
 
@@ -22,8 +23,8 @@ wildcard_constraints:
 
 
 def one_of(names):
-    """A wildcard pattern matching exactly these names."""
-    return "|".join(re.escape(n) for n in names)
+    """A wildcard pattern matching exactly these names (nothing at all for no names)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
 
 
 def res(kind, key):
@@ -108,6 +109,25 @@ def get_threshold_input():
     return {}
 
 
+def get_worst_models():
+    """Models whose worst validation predictions are drawn: `analysis: worst_models`, else the
+    submission's source."""
+    return list(config.get("analysis", {}).get("worst_models", [config["submission"]["source"]]))
+
+
+def get_analysis_outputs(wildcards=None):
+    """Every analysis figure and table (the bbox analysis only when tile models are configured)."""
+    names = ["model_comparison", "ladder", "threshold_curves", "learning_curves"]
+    if TILE_MODELS:
+        names.append("bbox")
+    return [
+        *expand("results/analysis/{name}.{ext}", name=names, ext=["png", "csv"]),
+        *expand(
+            "results/analysis/worst/{model}.{ext}", model=get_worst_models(), ext=["png", "csv"]
+        ),
+    ]
+
+
 def get_final_outputs():
     """Everything `all` builds: the submission, every model's scores, the analysis."""
     outputs = [
@@ -118,6 +138,4 @@ def get_final_outputs():
         *expand("results/metrics/{model}.json", model=SCORED),
         *expand("results/models/{model}/learning_curve.png", model=TRAINED),
     ]
-    if TILE_MODELS:
-        outputs.append("results/bbox/val_analysis.csv")
-    return outputs
+    return outputs + get_analysis_outputs()

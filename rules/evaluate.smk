@@ -29,12 +29,6 @@ rule thresholds:
         curves=expand("results/metrics/{model}_thresholds.csv", model=SCORED),
     output:
         choice="results/metrics/threshold.json",
-        table="results/metrics/thresholds.csv",
-        plot=report(
-            "results/analysis/thresholds.png",
-            caption="../report/thresholds.rst",
-            category="Threshold analysis",
-        ),
     params:
         models=SCORED,
         setting=config["submission"]["threshold"],

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
+from wfutil import copy_workflow, snakemake
 
 from carvana import rle
-
-from .conftest import copy_workflow, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -76,9 +79,124 @@ def test_nothing_to_do_after_complete_run(done: Path) -> None:
     assert planned_jobs(proc) == {}, proc.stdout[-2000:]
 
 
-def test_threshold_change_reruns_only_submission(done: Path, tmp_path: Path) -> None:
+def dry_run_with(done: Path, tmp_path: Path, override: str) -> dict[str, int]:
+    """Jobs a dry run of `all` plans on a fork of the finished run with ``override`` config."""
     work = fork(done, tmp_path)
-    (work / "override.yaml").write_text("submission: {source: unet64, threshold: 0.3}\n")
+    (work / "override.yaml").write_text(override)
     proc = snakemake(work, "-n", "all", "--configfile", "configs/tiny.yaml", "override.yaml")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert set(planned_jobs(proc)) == {"encode_shard", "write_submission", "check_submission"}
+    return planned_jobs(proc)
+
+
+def test_threshold_change_reruns_only_submission(done: Path, tmp_path: Path) -> None:
+    jobs = dry_run_with(done, tmp_path, "submission: {source: ensemble, threshold: 0.3}\n")
+    assert set(jobs) == {"encode_shard", "write_submission", "check_submission", "thresholds",
+                         "all"}
+    assert jobs["encode_shard"] == 3
+
+
+def test_ensemble_weights_rerun_only_ensemble_and_submission(done: Path, tmp_path: Path) -> None:
+    jobs = dry_run_with(done, tmp_path, "ensemble: {members: [tiles, unet64], weights: [0.7, 0.3]}\n")
+    # the ensemble, its score, and what reads it: the submission, thresholds, the analysis
+    assert set(jobs) == {
+        "ensemble_val", "ensemble_test", "evaluate", "encode_shard", "write_submission",
+        "check_submission", "thresholds", "summary", "analysis_model_comparison",
+        "analysis_threshold_curves", "analysis_worst_predictions", "all",
+    }
+    assert jobs["evaluate"] == 1 and jobs["ensemble_test"] == 3
+
+
+def test_training_parameter_reruns_only_that_model(done: Path, tmp_path: Path) -> None:
+    # `depth` is in no ensemble and makes no submission: only it and the analysis rerun
+    jobs = dry_run_with(done, tmp_path, "models: {depth: {train: {lr: 0.001}}}\n")
+    assert set(jobs) == {
+        "train_tiles", "predict_tiles_val", "evaluate", "thresholds", "summary",
+        "analysis_model_comparison", "analysis_threshold_curves", "analysis_learning_curves",
+        "all",
+    }
+    assert jobs["train_tiles"] == 1 and jobs["evaluate"] == 1
+
+
+def test_script_edit_reruns_its_rule(done: Path, tmp_path: Path) -> None:
+    work = fork(done, tmp_path)
+    script = work / "scripts" / "summary.py"
+    script.write_text(script.read_text() + "# edited\n")
+    proc = snakemake(work, "-n", "all")
+    assert planned_jobs(proc) == {"summary": 1, "all": 1}
+
+
+def test_report_holds_every_figure(done: Path, tmp_path: Path) -> None:
+    work = fork(done, tmp_path)
+    proc = snakemake(work, "--report", "results/report.html")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = (work / "results" / "report.html").read_text(errors="replace")
+    for name in ("model_comparison.png", "ladder.png", "threshold_curves.png",
+                 "learning_curves.png", "bbox.png", "ensemble.png", "summary.csv"):
+        assert name in html, name
+
+
+# --- the same workflow on a Kaggle-layout folder (data_dir), as on the real download ---------
+
+SMALL = """ladder: [unet32]
+fullres: []
+ensemble: {members: [], weights: []}
+submission: {source: unet32, threshold: 0.5}
+"""
+
+
+@pytest.fixture(scope="session")
+def kaggle_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder made by the `carvana-synthetic` CLI used as data_dir; `submission` run on it."""
+    root = tmp_path_factory.mktemp("kaggle")
+    data = root / "kaggle"
+    proc = subprocess.run(["carvana-synthetic", "--out", str(data), "--truth", str(root / "truth"),
+                           "--seed", "11", "--train-cars", "2", "--test-cars", "1", "--width",
+                           "96", "--height", "64", "--quiet"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    work = copy_workflow(root / "run")
+    (work / "override.yaml").write_text(SMALL + f"data_dir: {data}\n")
+    proc = snakemake(work, "--cores", "2", "submission", "--configfile", "configs/tiny.yaml",
+                     "override.yaml")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return work
+
+
+def test_real_layout_run(kaggle_run: Path) -> None:
+    check = json.loads((kaggle_run / "results/submission_check.json").read_text())
+    assert check["rows"] == 16 and check["mean_dice_vs_truth"] is None
+    assert not (kaggle_run / "results/data/synthetic").exists()
+
+
+def test_changed_test_image_reruns_only_its_shard(kaggle_run: Path, tmp_path: Path) -> None:
+    work = fork(kaggle_run, tmp_path)
+    data = Path((work / "override.yaml").read_text().split("data_dir: ")[1].strip())
+    image = sorted((data / "test").glob("*.jpg"))[-1]  # in the last shard (0002)
+    original, stat = image.read_bytes(), image.stat()
+    try:
+        pixels = np.asarray(Image.open(image)).copy()
+        pixels[:8] = 255
+        Image.fromarray(pixels).save(image, quality=90)
+        proc = snakemake(work, "-n", "submission", "--configfile", "configs/tiny.yaml",
+                         "override.yaml")
+    finally:  # the session's data folder goes back as it was
+        image.write_bytes(original)
+        os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert planned_jobs(proc) == {"predict_lowres_test": 1, "encode_shard": 1,
+                                  "write_submission": 1, "check_submission": 1, "submission": 1}
+    assert "results/predict/unet32/test/0002" in proc.stdout + proc.stderr
+
+
+def test_bad_data_dir_stops_before_training(kaggle_run: Path, tmp_path: Path) -> None:
+    work = copy_workflow(tmp_path / "bad")
+    override = (kaggle_run / "override.yaml").read_text()
+    data = Path(override.split("data_dir: ")[1].strip())
+    bad = Path(shutil.copytree(data, tmp_path / "kaggle"))
+    image = sorted((bad / "train").glob("*.jpg"))[0]
+    image.write_bytes(image.read_bytes()[:300])  # truncated
+    (work / "override.yaml").write_text(override.replace(str(data), str(bad)))
+    proc = snakemake(work, "--cores", "2", "submission", "--configfile", "configs/tiny.yaml",
+                     "override.yaml")
+    assert proc.returncode != 0
+    assert f"{image}: cannot decode image" in proc.stdout + proc.stderr
+    assert not (work / "results/data/train.csv").exists()
+    assert not (work / "results/models").exists()

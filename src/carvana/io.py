@@ -16,6 +16,8 @@ from PIL import Image, ImageFile
 from carvana.ids import validate_id
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated JPEG must raise, never come back half grey
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def image_path(data_dir: str | Path, split: str, image_id: str) -> Path:
@@ -93,6 +95,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -40,21 +40,3 @@ def learning_curve(history: pd.DataFrame, title: str, path: str | Path) -> None:
     fig.suptitle(title)
     save(fig, path)
 
-
-def threshold_curves(curves: dict[str, pd.DataFrame], chosen: float, source: str,
-                     path: str | Path) -> None:
-    """Validation Dice against threshold per model; the best of each marked, the chosen dashed."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for name, frame in curves.items():
-        (line,) = ax.plot(frame["threshold"], frame["dice"], label=name,
-                          lw=2.5 if name == source else 1.2)
-        best = frame.loc[frame["dice"].idxmax()]
-        ax.plot(best["threshold"], best["dice"], "o", color=line.get_color())
-    ax.axvline(chosen, color="k", ls="--", lw=1, label=f"submission threshold {chosen:.2f}")
-    low = min(f["dice"].quantile(0.2) for f in curves.values())
-    high = max(f["dice"].max() for f in curves.values())
-    ax.set_ylim(low, high + 0.1 * (high - low) + 1e-4)
-    ax.set(xlabel="threshold", ylabel="mean validation Dice (full resolution)",
-           title="Threshold analysis")
-    ax.legend(fontsize=8)
-    save(fig, path)

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from carvana import plots
 from carvana.bbox import box_analysis, boxes_from_predictions
 from carvana.ensemble import ensemble_to_dir
 from carvana.evaluation import evaluate_predictions, write_evaluation
@@ -101,13 +100,10 @@ def ensemble_stage(members: dict[str, float], pred_dirs: list[str], ids: list[st
     ensemble_to_dir(spec, ids, (info["width"], info["height"]), out_dir)
 
 
-def threshold_stage(curves: dict[str, str], setting: float | str, source: str, out_json: str,
-                    out_csv: str, out_png: str) -> None:
-    """Validation Dice against threshold for every model; pick the submission's threshold."""
+def threshold_stage(curves: dict[str, str], setting: float | str, source: str,
+                    out_json: str) -> None:
+    """Every model's best threshold on validation, and the submission's threshold."""
     frames = {name: pd.read_csv(path) for name, path in curves.items()}
-    table = pd.concat([f.assign(model=n) for n, f in frames.items()], ignore_index=True)
-    with atomic_path(out_csv) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6f")
     best = {n: f.loc[f["dice"].idxmax()] for n, f in frames.items()}
     chosen = float(best[source]["threshold"]) if setting == "best" else float(setting)
     at_05 = {n: float(np.interp(0.5, f["threshold"], f["dice"])) for n, f in frames.items()}
@@ -116,7 +112,6 @@ def threshold_stage(curves: dict[str, str], setting: float | str, source: str, o
         "best": {n: {"threshold": float(b["threshold"]), "dice": round(float(b["dice"]), 6),
                      "dice_at_0.5": round(at_05[n], 6)} for n, b in best.items()},
     })
-    plots.threshold_curves(frames, chosen, source, out_png)
 
 
 def summary_stage(metrics: dict[str, str], train_summaries: dict[str, str],

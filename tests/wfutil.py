@@ -1,0 +1,34 @@
+"""Helpers for the tests that run the workflow: copy it somewhere, run snakemake there."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_PARTS = ["Snakefile", "config.yaml", "rules", "scripts", "schemas", "configs", "envs",
+                  "profiles", "report"]
+
+
+def copy_workflow(dest: Path) -> Path:
+    """Copy the workflow (not results) into ``dest``; return it."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for part in WORKFLOW_PARTS:
+        src = REPO / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part)
+        else:
+            shutil.copy2(src, dest / part)
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run snakemake in ``workdir`` (with the tiny preset unless args name configfiles)."""
+    configfile = [] if "--configfile" in args else ["--configfile", "configs/tiny.yaml"]
+    cmd = [sys.executable, "-m", "snakemake", *args, *configfile]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout,
+                          env=env)
