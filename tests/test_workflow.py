@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from wfutil import copy_workflow, snakemake
+from wfutil import SMALL, copy_workflow, snakemake
 
 from carvana import rle
 
@@ -137,11 +137,6 @@ def test_report_holds_every_figure(done: Path, tmp_path: Path) -> None:
 
 # --- the same workflow on a Kaggle-layout folder (data_dir), as on the real download ---------
 
-SMALL = """ladder: [unet32]
-fullres: []
-ensemble: {members: [], weights: []}
-submission: {source: unet32, threshold: 0.5}
-"""
 
 
 @pytest.fixture(scope="session")

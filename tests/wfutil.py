@@ -9,6 +9,12 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# Over the tiny preset: one low-res model and its submission, the smallest complete DAG.
+SMALL = """ladder: [unet32]
+fullres: []
+ensemble: {members: [], weights: []}
+submission: {source: unet32, threshold: 0.5}
+"""
 WORKFLOW_PARTS = ["Snakefile", "config.yaml", "rules", "scripts", "schemas", "configs", "envs",
                   "profiles", "report"]
 
@@ -19,7 +25,7 @@ def copy_workflow(dest: Path) -> Path:
     for part in WORKFLOW_PARTS:
         src = REPO / part
         if src.is_dir():
-            shutil.copytree(src, dest / part)
+            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(src, dest / part)
     return dest
