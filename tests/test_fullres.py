@@ -94,3 +94,18 @@ def test_read_bands(tmp_path: Path) -> None:
     pd.DataFrame({"id": ["0123456789ab_01"], "band_r0": [3], "band_r1": [51]}).to_csv(
         tmp_path / "b.csv", index=False)
     assert read_bands([tmp_path / "b.csv"]) == {"0123456789ab_01": (3, 51)}
+
+
+def test_threshold_stage_fixed_or_best(tmp_path: Path) -> None:
+    import json
+
+    from carvana.stages import threshold_stage
+
+    curve = pd.DataFrame({"threshold": [0.3, 0.4, 0.5, 0.6], "dice": [0.90, 0.95, 0.93, 0.80]})
+    curve.to_csv(tmp_path / "a.csv", index=False)
+    threshold_stage({"a": str(tmp_path / "a.csv")}, "best", "a", str(tmp_path / "best.json"))
+    threshold_stage({"a": str(tmp_path / "a.csv")}, 0.5, "a", str(tmp_path / "fixed.json"))
+    best = json.loads((tmp_path / "best.json").read_text())
+    assert best["threshold"] == 0.4 and best["best"]["a"]["dice"] == 0.95
+    assert best["best"]["a"]["dice_at_0.5"] == 0.93
+    assert json.loads((tmp_path / "fixed.json").read_text())["threshold"] == 0.5

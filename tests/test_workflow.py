@@ -17,6 +17,7 @@ from PIL import Image
 from wfutil import SMALL, copy_workflow, snakemake
 
 from carvana import rle
+from carvana.io import read_prob
 
 pytestmark = pytest.mark.slow
 
@@ -63,14 +64,34 @@ def test_outputs(done: Path) -> None:
     check = json.loads((results / "submission_check.json").read_text())
     assert check["rows"] == len(sample)
     assert 0.0 <= check["mean_dice_vs_truth"] <= 1.0
-    for model in ("unet32", "unet64"):
+    for model in ("unet32", "unet64", "tiles", "depth"):
+        assert (results / f"models/{model}/learning_curve.png").stat().st_size > 1000
+        assert len(pd.read_csv(results / f"models/{model}/history.csv")) >= 1
+        log = (done / f"logs/train/{model}.log").read_text()
+        assert "epoch 1" in log and ("it/s" in log or "s/it" in log)  # tqdm in the log
+    assert json.loads((results / "models/depth/train.json").read_text())["in_channels"] == 4
+    # every scored model, the ensemble included, at full resolution
+    summary = pd.read_csv(results / "metrics/summary.csv")
+    assert set(summary["model"]) == {"unet32", "unet64", "tiles", "depth", "ensemble"}
+    assert summary["val_dice_full_res"].between(0, 1).all()
+    assert summary.loc[summary["model"] != "ensemble", "parameters"].gt(0).all()
+    for model in summary["model"]:
         metrics = json.loads((results / f"metrics/{model}.json").read_text())
         assert 0.0 <= metrics["val_dice_full_res"] <= 1.0
-        assert (results / f"models/{model}/learning_curve.png").stat().st_size > 1000
-        history = pd.read_csv(results / f"models/{model}/history.csv")
-        assert len(history) >= 1
-        log = (done / f"logs/train/{model}.log").read_text()
-        assert "epoch 1" in log and "it/s" in log or "s/it" in log  # tqdm progress in the log
+    assert json.loads((results / "metrics/threshold.json").read_text())["threshold"] == 0.5
+    # boxes for every train and test image; bands one tile (48 rows) tall
+    boxes = pd.concat([pd.read_csv(results / "bbox/train.csv"),
+                       *(pd.read_csv(p) for p in sorted((results / "bbox/test").glob("*.csv")))])
+    assert len(boxes) == 32 * 3 // 2 + len(sample)  # 48 train images (3 cars) + test
+    assert (boxes["band_r1"] - boxes["band_r0"] == 48).all()
+    assert len(pd.read_csv(results / "bbox/val_analysis.csv")) == 16  # one validation car
+    # stitched full-size maps for the tile models and the ensemble, model-size for low-res
+    for model, shape in (("tiles", (64, 96)), ("ensemble", (64, 96)), ("unet64", (64, 64))):
+        first = sorted((results / f"predict/{model}/test/0000").glob("*.png"))[0]
+        assert read_prob(first).shape == shape
+    for name in ("model_comparison", "ladder", "threshold_curves", "learning_curves", "bbox"):
+        assert (results / f"analysis/{name}.png").stat().st_size > 1000
+        assert (results / f"analysis/{name}.csv").exists()
 
 
 def test_nothing_to_do_after_complete_run(done: Path) -> None:

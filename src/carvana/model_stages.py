@@ -17,7 +17,7 @@ from carvana.models import count_parameters, create_model, load_compatible_state
 from carvana.predict import load_model, predict_to_dir
 from carvana.stages import fold_ids, geometry, write_json
 from carvana.tiling import TileGeometry
-from carvana.training import TrainConfig, load_checkpoint, save_checkpoint, train
+from carvana.training import TrainConfig, load_checkpoint, save_checkpoint, seed_everything, train
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ def train_lowres_stage(name: str, spec: dict[str, Any], data_dir: str, split_csv
     cache = LowResDataset.bytes_needed(len(train_ids) + len(val_ids), size) <= cfg.cache_mb * 2**20
     train_set = LowResDataset(data_dir, "train", train_ids, size, cache=cache)
     val_set = LowResDataset(data_dir, "train", val_ids, size, cache=cache)
+    seed_everything(seed)  # the initial weights too
     model = create_model(spec["arch"], in_channels=3, **spec["params"])
     model.check_input_shape(train_set[0]["image"][None].float())
     log.info("%s: %s, %d parameters, %d train / %d val images at %dx%d on %s", name,
@@ -80,6 +81,7 @@ def train_tiles_stage(name: str, spec: dict[str, Any], data_dir: str, split_csv:
     per_image = 2 * geom.tile * geom.tile * (in_channels + 1)
     if per_image * (len(train_ids) + len(val_ids)) <= cfg.cache_mb * 2**20:
         sets = [CachedTiles(s) for s in sets]
+    seed_everything(seed)  # the initial weights too
     model = create_model(spec["arch"], in_channels=in_channels, **spec["params"])
     model.check_input_shape(torch.zeros(1, in_channels, geom.tile, geom.tile))
     if init_weights:
