@@ -129,7 +129,7 @@ def test_ensemble_weights_rerun_only_ensemble_and_submission(done: Path, tmp_pat
 
 def test_training_parameter_reruns_only_that_model(done: Path, tmp_path: Path) -> None:
     # `depth` is in no ensemble and makes no submission: only it and the analysis rerun
-    jobs = dry_run_with(done, tmp_path, "models: {depth: {train: {lr: 0.001}}}\n")
+    jobs = dry_run_with(done, tmp_path, "models: {depth: {train: {lr: 0.0042}}}\n")
     assert set(jobs) == {
         "train_tiles", "predict_tiles_val", "evaluate", "thresholds", "summary",
         "analysis_model_comparison", "analysis_threshold_curves", "analysis_learning_curves",
