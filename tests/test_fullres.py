@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from carvana.bbox import boxes_from_predictions, read_bands
 from carvana.ensemble import ensemble_to_dir
 from carvana.fullres import TileDataset, collate_tiles, predict_tiles_to_dir
 from carvana.io import read_image, read_prob, write_prob
+from carvana.stages import threshold_stage
 from carvana.tiling import tile_geometry
 
 
@@ -97,10 +99,6 @@ def test_read_bands(tmp_path: Path) -> None:
 
 
 def test_threshold_stage_fixed_or_best(tmp_path: Path) -> None:
-    import json
-
-    from carvana.stages import threshold_stage
-
     curve = pd.DataFrame({"threshold": [0.3, 0.4, 0.5, 0.6], "dice": [0.90, 0.95, 0.93, 0.80]})
     curve.to_csv(tmp_path / "a.csv", index=False)
     threshold_stage({"a": str(tmp_path / "a.csv")}, "best", "a", str(tmp_path / "best.json"))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from carvana.io import atomic_path, full_size_prob, mask_path, read_mask, read_prob, resize_mask
+from carvana.io import atomic_path, mask_path, read_mask, read_prob, resize_mask, resize_prob
 from carvana.metrics import dice, dice_at_thresholds
 
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.01), 2)
@@ -28,7 +28,7 @@ def evaluate_predictions(pred_dir: str | Path, data_dir: str | Path, ids: list[s
         truth = read_mask(mask_path(data_dir, image_id))
         low = read_prob(Path(pred_dir) / f"{image_id}.png")
         model_res = dice(low >= threshold, resize_mask(truth, low.shape[::-1]))
-        full = full_size_prob(pred_dir, image_id, size)
+        full = resize_prob(low, size)
         curve += dice_at_thresholds(full, truth, THRESHOLDS)
         rows.append({"id": image_id, "dice_model_res": model_res,
                      "dice_full_res": dice(full >= threshold, truth)})

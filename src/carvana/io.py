@@ -134,12 +134,16 @@ def read_prob(path: str | Path) -> np.ndarray:
         raise DataError(f"{path}: cannot decode probability map ({err})") from None
 
 
-def full_size_prob(pred_dir: str | Path, image_id: str, size: tuple[int, int]) -> np.ndarray:
-    """A stored probability map resized (bilinear) to the full image size (width, height)."""
-    prob = read_prob(Path(pred_dir) / f"{image_id}.png")
+def resize_prob(prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A probability map resized (bilinear) to (width, height); unchanged if it has that size."""
     if prob.shape[::-1] != size:
         prob = cv2.resize(prob, size, interpolation=cv2.INTER_LINEAR)
     return prob
+
+
+def full_size_prob(pred_dir: str | Path, image_id: str, size: tuple[int, int]) -> np.ndarray:
+    """A stored probability map resized (bilinear) to the full image size (width, height)."""
+    return resize_prob(read_prob(Path(pred_dir) / f"{image_id}.png"), size)
 
 
 def write_frame(frame: pd.DataFrame, path: str | Path) -> None:
