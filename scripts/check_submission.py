@@ -1,7 +1,7 @@
 """Decode the submission back, count rows and empty masks, score it against kept truth."""
 
+from carvana.io import read_json
 from carvana.snake import run_logged
-from carvana.stages import read_json
 from carvana.submission import check_submission
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)

@@ -1,7 +1,7 @@
 """Threshold and run-length encode one test shard."""
 
+from carvana.io import read_json
 from carvana.snake import run_logged
-from carvana.stages import read_json
 from carvana.submission import encode_shard
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)

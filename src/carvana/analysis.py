@@ -8,7 +8,6 @@ naming the file.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,12 +25,13 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from carvana.io import (  # noqa: E402
     DataError,
-    atomic_path,
     full_size_prob,
     image_path,
     mask_path,
     read_image,
+    read_json,
     read_mask,
+    write_frame,
 )
 from carvana.plots import save  # noqa: E402
 
@@ -75,19 +75,6 @@ FN_COLOR = np.array([30, 90, 240], dtype=np.float32)  # false negative: blue
 # --------------------------------------------------------------------------- reading inputs
 
 
-def read_json(path: PathLike) -> dict[str, Any]:
-    """A JSON object; DataError naming the file if it is missing or not a JSON object."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path}: file is missing") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise DataError(f"{path}: cannot read JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a JSON object, found {type(data).__name__}")
-    return data
-
-
 def read_table(path: PathLike, columns: Sequence[str]) -> pd.DataFrame:
     """A CSV that must have ``columns``; DataError naming the file if missing or incomplete."""
     try:
@@ -100,12 +87,6 @@ def read_table(path: PathLike, columns: Sequence[str]) -> pd.DataFrame:
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
     return frame
-
-
-def write_csv(frame: pd.DataFrame, path: PathLike) -> None:
-    """A table as CSV, atomically."""
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.6g")
 
 
 def model_label(row: Mapping[str, Any]) -> str:
@@ -173,7 +154,7 @@ def model_comparison(
 ) -> pd.DataFrame:
     """Horizontal bars of every model's validation Dice at full resolution, best on top."""
     table = comparison_table(metrics_paths, train_paths)
-    write_csv(table, out_csv)
+    write_frame(table, out_csv, float_format="%.6g")
     n = len(table)
     fig, ax = plt.subplots(figsize=(8, 1.2 + 0.45 * n))
     y = np.arange(n)[::-1]  # best model at the top
@@ -237,7 +218,7 @@ def ladder_figure(
 ) -> pd.DataFrame:
     """Dice against input size (log2 axis) for the low-res U-Nets, Kaggle's LB on a twin axis."""
     table = ladder_table(metrics_paths, train_paths)
-    write_csv(table, out_csv)
+    write_frame(table, out_csv, float_format="%.6g")
     ours = table[table["model"].notna()]
     sizes = ours["size"].to_numpy(int)
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -367,7 +348,7 @@ def worst_predictions(
     are shown ``display_width`` pixels wide.
     """
     worst = worst_k_table(per_image_csv, k)
-    write_csv(worst, out_csv)
+    write_frame(worst, out_csv, float_format="%.6g")
     n = len(worst)
     first = read_image(image_path(data_dir, "train", worst["id"].iloc[0]))
     panel_w, gap, header, margin = 3.2, 0.45, 0.75, 0.1  # inches
@@ -466,7 +447,7 @@ def threshold_curves(
             raise DataError(f"{path}: no thresholds")
         curves[model] = curve
     table = threshold_table(curves, reference)
-    write_csv(table, out_csv)
+    write_frame(table, out_csv, float_format="%.6g")
     fig, (ax_all, ax_gain) = plt.subplots(1, 2, figsize=(12, 4.5))
     for i, (model, curve) in enumerate(curves.items()):
         color = f"C{i % 10}"
@@ -556,7 +537,7 @@ def learning_curves(
             raise DataError(f"{path}: no epochs")
         histories[model] = hist
     table = history_table(histories)
-    write_csv(table, out_csv)
+    write_frame(table, out_csv, float_format="%.6g")
     n = len(histories)
     ncols = min(3, n)
     nrows = math.ceil(n / ncols)
@@ -648,7 +629,7 @@ def bbox_analysis(bbox_csv: PathLike, out_png: PathLike, out_csv: PathLike) -> p
     table = pd.DataFrame(
         {"stat": list(stats), "value": pd.Series(list(stats.values()), dtype=object)}
     )
-    write_csv(table, out_csv)
+    write_frame(table, out_csv, float_format="%.6g")
     band = stats["band_height_median"]
     bins = min(30, max(5, len(frame) // 2))
     height_bins = _pixel_bins(frame["box_height"], bins)

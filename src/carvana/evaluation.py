@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from carvana.io import atomic_path, mask_path, read_mask, read_prob, resize_mask, resize_prob
+from carvana.io import (
+    mask_path,
+    read_mask,
+    read_prob,
+    resize_mask,
+    resize_prob,
+    write_frame,
+    write_json,
+)
 from carvana.metrics import dice, dice_at_thresholds
 
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.01), 2)
@@ -51,10 +58,7 @@ def write_evaluation(per_image: pd.DataFrame, thresholds: pd.DataFrame, model: s
         "val_dice_full_res_best_threshold": round(float(best["dice"]), 6),
         **(extra or {}),
     }
-    with atomic_path(out_csv) as tmp:
-        per_image.to_csv(tmp, index=False, float_format="%.6f")
-    with atomic_path(out_thresholds) as tmp:
-        thresholds.to_csv(tmp, index=False, float_format="%.6f")
-    with atomic_path(out_json) as tmp:
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    write_frame(per_image, out_csv, float_format="%.6f")
+    write_frame(thresholds, out_thresholds, float_format="%.6f")
+    write_json(out_json, summary)
     return summary

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,7 +11,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from carvana.ids import BadIdError, car_of, id_from_filename
-from carvana.io import DataError, atomic_path, image_size, read_image, read_mask
+from carvana.io import (
+    DataError,
+    image_size,
+    read_image,
+    read_mask,
+    write_frame,
+    write_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +138,7 @@ def ingest(data_dir: str | Path, train_csv: str | Path, summary_json: str | Path
         "car": [car_of(i) for i in train_ids],
         "mask_fraction": np.round([c[2] for c in checks], 5),
     })
-    with atomic_path(train_csv) as tmp:
-        table.to_csv(tmp, index=False)
+    write_frame(table, train_csv)
     summary = {
         "data_dir": str(data_dir.resolve()),
         "width": width,
@@ -142,8 +147,7 @@ def ingest(data_dir: str | Path, train_csv: str | Path, summary_json: str | Path
         "train_cars": int(table["car"].nunique()),
         "test_images": len(test_ids),
     }
-    with atomic_path(summary_json) as tmp:
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(summary_json, summary)
     log.info("data ok: %s", summary)
     return summary
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -146,10 +148,29 @@ def full_size_prob(pred_dir: str | Path, image_id: str, size: tuple[int, int]) -
     return resize_prob(read_prob(Path(pred_dir) / f"{image_id}.png"), size)
 
 
-def write_frame(frame: pd.DataFrame, path: str | Path) -> None:
+def write_frame(frame: pd.DataFrame, path: str | Path, float_format: str | None = None) -> None:
     """Write a DataFrame as CSV, atomically."""
     with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
+        frame.to_csv(tmp, index=False, float_format=float_format)
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    """A JSON object; DataError naming the file if it is missing or not a JSON object."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: file is missing") from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(f"{path}: cannot read JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> None:
+    """A small JSON file, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
 
 
 

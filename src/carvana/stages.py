@@ -5,40 +5,27 @@ The stages that train or run models are in ``carvana.model_stages``.
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from carvana.analysis import comparison_table
 from carvana.bbox import box_analysis, boxes_from_predictions
 from carvana.ensemble import ensemble_to_dir
 from carvana.evaluation import evaluate_predictions, write_evaluation
-from carvana.io import atomic_path, write_frame
+from carvana.io import read_json, write_frame, write_json
 from carvana.split import split_by_car
 from carvana.tiling import TileGeometry, tile_geometry
 
 log = logging.getLogger(__name__)
 
 
-def read_json(path: str | Path) -> dict[str, Any]:
-    """A small JSON file."""
-    return json.loads(Path(path).read_text())
-
-
-def write_json(path: str | Path, data: dict[str, Any]) -> None:
-    """A small JSON file, atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-
-
 def split_stage(train_csv: str, out_csv: str, val_fraction: float, seed: int) -> None:
     """Group the train images by car into train and validation folds."""
     folds = split_by_car(pd.read_csv(train_csv, dtype=str), val_fraction, seed)
-    with atomic_path(out_csv) as tmp:
-        folds.to_csv(tmp, index=False)
+    write_frame(folds, out_csv)
     log.info("split: %s", folds.groupby("fold")["car"].nunique().to_dict())
 
 
@@ -116,23 +103,12 @@ def threshold_stage(curves: dict[str, str], setting: float | str, source: str,
 
 def summary_stage(metrics: dict[str, str], train_summaries: dict[str, str],
                   timings: dict[str, str], out_csv: str) -> None:
-    """One row per model: validation Dice, parameters, training time, prediction time/image."""
-    rows = []
-    for name, path in metrics.items():
-        m = read_json(path)
-        t = read_json(train_summaries[name]) if name in train_summaries else {}
-        p = read_json(timings[name]) if name in timings else {}
-        rows.append({"model": name, "arch": t.get("arch", "ensemble"),
-                     "input": t.get("input", "ensemble"),
-                     "size": t.get("size") or t.get("tile") or "",
-                     "in_channels": t.get("in_channels", ""),
-                     "val_dice_full_res": m["val_dice_full_res"],
-                     "val_dice_model_res": m["val_dice_model_res"],
-                     "best_threshold": m["best_threshold"],
-                     "parameters": t.get("parameters", ""),
-                     "train_seconds": t.get("train_seconds", ""),
-                     "epochs_run": t.get("epochs_run", ""),
-                     "predict_seconds_per_image": round(p["seconds_per_image"], 4) if p else ""})
-    frame = pd.DataFrame(rows).sort_values("val_dice_full_res", ascending=False)
-    write_frame(frame, out_csv)
-    log.info("\n%s", frame.to_string(index=False))
+    """The model comparison table plus input channels, tile, epochs and prediction time/image."""
+    table = comparison_table(list(metrics.values()), list(train_summaries.values()))
+    trained = {name: read_json(path) for name, path in train_summaries.items()}
+    per_image = {name: read_json(path)["seconds_per_image"] for name, path in timings.items()}
+    for key in ("in_channels", "tile", "epochs_run"):
+        table[key] = [trained.get(m, {}).get(key) for m in table["model"]]
+    table["predict_seconds_per_image"] = table["model"].map(per_image).round(4)
+    write_frame(table, out_csv, float_format="%.6g")
+    log.info("\n%s", table.to_string(index=False))

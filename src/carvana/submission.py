@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from tqdm import tqdm
 
 from carvana import rle
 from carvana.ingest import read_submission_ids
-from carvana.io import DataError, atomic_path, full_size_prob
+from carvana.io import DataError, atomic_path, full_size_prob, write_frame, write_json
 from carvana.metrics import dice
 
 log = logging.getLogger(__name__)
@@ -25,8 +24,7 @@ def encode_shard(pred_dir: str | Path, ids: list[str], size: tuple[int, int], th
     for image_id in tqdm(ids, desc=f"encode {pred_dir}", mininterval=5):
         prob = full_size_prob(pred_dir, image_id, size)
         rows.append((f"{image_id}.jpg", rle.encode(prob >= threshold)))
-    with atomic_path(out_csv) as tmp:
-        pd.DataFrame(rows, columns=["img", "rle_mask"]).to_csv(tmp, index=False)
+    write_frame(pd.DataFrame(rows, columns=["img", "rle_mask"]), out_csv)
 
 
 def gather(shard_csvs: list[str | Path], sample_submission: str | Path, out_gz: str | Path) -> int:
@@ -80,7 +78,6 @@ def check_submission(sub_gz: str | Path, sample_submission: str | Path, size: tu
         "height": height,
         "mean_dice_vs_truth": round(float(np.mean(scores)), 6) if scores else None,
     }
-    with atomic_path(out_json) as tmp:
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(out_json, result)
     log.info("submission check: %s", result)
     return result
