@@ -26,46 +26,49 @@ def load_resized(path: Path, size: tuple[int, int]) -> np.ndarray:
 
 
 class LowResDataset(Dataset):
-    """Images (and masks) resized to ``size`` x ``size``: uint8 tensors (3,S,S) and (1,S,S).
-
-    With ``cache`` the resized arrays are decoded once and kept in RAM (small sizes);
-    otherwise every item is read from disk (large sizes, real data).
-    """
+    """Images (and masks) resized to ``size`` x ``size``: uint8 tensors (3,S,S) and (1,S,S),
+    read from disk item by item (wrap in ``cache_if_small`` to keep them in RAM)."""
 
     def __init__(self, data_dir: str | Path, split: str, ids: list[str], size: int,
-                 with_masks: bool = True, cache: bool = False) -> None:
+                 with_masks: bool = True) -> None:
         self.data_dir = Path(data_dir)
         self.split = split
         self.ids = [validate_id(i) for i in ids]
         self.size = (size, size)
         self.with_masks = with_masks
-        self._cache: list[tuple[np.ndarray, np.ndarray | None]] | None = None
-        if cache:
-            self._cache = [self._load(i) for i in tqdm(range(len(self.ids)), desc="cache",
-                                                        mininterval=10)]
-
-    @staticmethod
-    def bytes_needed(n: int, size: int) -> int:
-        """RAM the cache would take for ``n`` images."""
-        return n * size * size * 4
-
-    def _load(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
-        image_id = self.ids[index]
-        image = load_resized(image_path(self.data_dir, self.split, image_id), self.size)
-        mask = None
-        if self.with_masks:
-            mask = resize_mask(read_mask(mask_path(self.data_dir, image_id)), self.size)
-        return image, mask
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
-        image, mask = self._cache[index] if self._cache is not None else self._load(index)
+        image_id = self.ids[index]
+        image = load_resized(image_path(self.data_dir, self.split, image_id), self.size)
         item: dict[str, torch.Tensor | str] = {
-            "id": self.ids[index],
+            "id": image_id,
             "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
         }
-        if mask is not None:
+        if self.with_masks:
+            mask = resize_mask(read_mask(mask_path(self.data_dir, image_id)), self.size)
             item["mask"] = torch.from_numpy(mask[None])
         return item
+
+
+class InMemory(Dataset):
+    """Another dataset's items, decoded once and kept in RAM."""
+
+    def __init__(self, base: Dataset) -> None:
+        self.items = [base[i] for i in tqdm(range(len(base)), desc="cache", mininterval=10)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        return self.items[index]
+
+
+def cache_if_small(datasets: list[Dataset], item_bytes: int, cache_mb: int) -> list[Dataset]:
+    """The datasets held in RAM when all their items (``item_bytes`` each) fit in ``cache_mb``,
+    else unchanged (read from disk every epoch)."""
+    if sum(len(d) for d in datasets) * item_bytes <= cache_mb * 2**20:
+        return [InMemory(d) for d in datasets]
+    return datasets

@@ -71,19 +71,6 @@ class TileDataset(Dataset):
         return item
 
 
-class CachedTiles(Dataset):
-    """A TileDataset decoded once into RAM (small data sets), same items."""
-
-    def __init__(self, base: TileDataset) -> None:
-        self.items = [base[i] for i in tqdm(range(len(base)), desc="cache tiles", mininterval=10)]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
-        return self.items[index]
-
-
 def collate_tiles(batch: list[dict[str, torch.Tensor | str]]) -> dict[str, torch.Tensor | list]:
     """Flatten items of two tiles into one batch of 2N tiles (ids repeated)."""
     out: dict[str, torch.Tensor | list] = {

@@ -9,13 +9,13 @@ import torch
 
 from carvana import plots
 from carvana.bbox import read_bands
-from carvana.data import LowResDataset
+from carvana.data import LowResDataset, cache_if_small
 from carvana.device import select_device
-from carvana.fullres import CachedTiles, TileDataset, collate_tiles, predict_tiles_to_dir
-from carvana.io import atomic_path
+from carvana.fullres import TileDataset, collate_tiles, predict_tiles_to_dir
+from carvana.io import write_frame, write_json
 from carvana.models import count_parameters, create_model, load_compatible_state
 from carvana.predict import load_model, predict_to_dir
-from carvana.stages import fold_ids, geometry, write_json
+from carvana.stages import fold_ids, geometry
 from carvana.tiling import TileGeometry
 from carvana.training import TrainConfig, load_checkpoint, save_checkpoint, seed_everything, train
 
@@ -30,9 +30,9 @@ def train_lowres_stage(name: str, spec: dict[str, Any], data_dir: str, split_csv
     dev = select_device(device, cpu_fallback)
     size = int(spec["size"])
     train_ids, val_ids = fold_ids(split_csv, "train"), fold_ids(split_csv, "val")
-    cache = LowResDataset.bytes_needed(len(train_ids) + len(val_ids), size) <= cfg.cache_mb * 2**20
-    train_set = LowResDataset(data_dir, "train", train_ids, size, cache=cache)
-    val_set = LowResDataset(data_dir, "train", val_ids, size, cache=cache)
+    train_set, val_set = cache_if_small(
+        [LowResDataset(data_dir, "train", ids, size) for ids in (train_ids, val_ids)],
+        item_bytes=size * size * 4, cache_mb=cfg.cache_mb)
     seed_everything(seed)  # the initial weights too
     model = create_model(spec["arch"], in_channels=3, **spec["params"])
     model.check_input_shape(train_set[0]["image"][None].float())
@@ -42,8 +42,7 @@ def train_lowres_stage(name: str, spec: dict[str, Any], data_dir: str, split_csv
     meta = {"name": name, "arch": spec["arch"], "in_channels": 3, "params": spec["params"],
             "input": "lowres", "size": size}
     save_checkpoint(weights, state, meta)
-    with atomic_path(history) as tmp:
-        hist.to_csv(tmp, index=False, float_format="%.6f")
+    write_frame(hist, history, float_format="%.6f")
     plots.learning_curve(hist, f"{name}: {spec['arch']} at {size}x{size}", curve)
     write_json(summary, {"model": name, **meta, "parameters": count_parameters(model), **result})
 
@@ -76,11 +75,10 @@ def train_tiles_stage(name: str, spec: dict[str, Any], data_dir: str, split_csv:
     geom = geometry(ingest_json, tiles)
     in_channels = 4 if depth_dir else 3
     train_ids, val_ids = fold_ids(split_csv, "train"), fold_ids(split_csv, "val")
-    sets = [_tile_dataset(data_dir, "train", ids, [boxes_csv], geom, True, depth_dir)
-            for ids in (train_ids, val_ids)]
-    per_image = 2 * geom.tile * geom.tile * (in_channels + 1)
-    if per_image * (len(train_ids) + len(val_ids)) <= cfg.cache_mb * 2**20:
-        sets = [CachedTiles(s) for s in sets]
+    sets = cache_if_small(
+        [_tile_dataset(data_dir, "train", ids, [boxes_csv], geom, True, depth_dir)
+         for ids in (train_ids, val_ids)],
+        item_bytes=2 * geom.tile * geom.tile * (in_channels + 1), cache_mb=cfg.cache_mb)
     seed_everything(seed)  # the initial weights too
     model = create_model(spec["arch"], in_channels=in_channels, **spec["params"])
     model.check_input_shape(torch.zeros(1, in_channels, geom.tile, geom.tile))
@@ -97,8 +95,7 @@ def train_tiles_stage(name: str, spec: dict[str, Any], data_dir: str, split_csv:
             "params": spec["params"], "input": "tiles", "tile": geom.tile,
             "depth_from": spec.get("depth_from"), "init_from": spec.get("init_from")}
     save_checkpoint(weights, state, meta)
-    with atomic_path(history) as tmp:
-        hist.to_csv(tmp, index=False, float_format="%.6f")
+    write_frame(hist, history, float_format="%.6f")
     plots.learning_curve(hist, f"{name}: {spec['arch']} on {geom.tile}x{geom.tile} tiles", curve)
     write_json(summary, {"model": name, **meta, "parameters": count_parameters(model), **result})
 
