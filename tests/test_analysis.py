@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -143,8 +145,8 @@ def test_ladder(results: Path, tmp_path: Path) -> None:
     assert len(table) == len(written)
 
 
-def test_ladder_needs_a_lowres_unet(results: Path, tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="no low-res U-Net"):
+def test_ladder_needs_a_lowres_model(results: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no low-res model"):
         analysis.ladder_figure(
             [results / "metrics" / "fullres.json"],
             [results / "models" / "fullres" / "train.json"],
@@ -290,3 +292,11 @@ def test_bad_inputs_name_the_column(results: Path, tmp_path: Path) -> None:
     (tmp_path / "m.json").write_text(json.dumps({"model": "m"}))
     with pytest.raises(DataError, match="m.json: missing key 'val_dice_full_res'"):
         analysis.comparison_table([tmp_path / "m.json"])
+
+
+@pytest.mark.parametrize("module", ["carvana.stages", "carvana.comparison"])
+def test_light_modules_do_not_import_matplotlib(module: str) -> None:
+    """The light stages and the comparison table they use stay free of matplotlib (issue 10)."""
+    code = f"import sys, {module}; assert 'matplotlib' not in sys.modules, 'matplotlib loaded'"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
