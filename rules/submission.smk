@@ -47,6 +47,7 @@ rule check_submission:
         check="results/submission_check.json",
     params:
         sample=get_sample_submission(),
+        max_empty_fraction=config["submission"]["max_empty_fraction"],
     log:
         "logs/submission/check.log",
     resources:

@@ -12,8 +12,8 @@ def main() -> None:
     threshold = sm.params.threshold
     if threshold == "best":
         threshold = read_json(sm.input.threshold)["threshold"]
-    encode_shard(sm.input.preds, list(sm.params.ids), (info["width"], info["height"]),
-                 float(threshold), sm.output.csv)
+    encode_shard(sm.input.preds, ids=list(sm.params.ids), size=(info["width"], info["height"]),
+                 threshold=float(threshold), out_csv=sm.output.csv)
 
 
 run_logged(main, sm.log[0])
