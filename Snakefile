@@ -22,6 +22,7 @@ include: "rules/fullres.smk"
 include: "rules/evaluate.smk"
 include: "rules/submission.smk"
 include: "rules/analysis.smk"
+include: "rules/cutouts.smk"
 
 
 rule all:
@@ -34,3 +35,9 @@ rule submission:
     input:
         submission="results/submission.csv.gz",
         check="results/submission_check.json",
+
+
+# Cut out a person's own photos with the trained models: --config photos_dir=DIR
+rule cutouts:
+    input:
+        get_cutout_outputs,

@@ -1,0 +1,85 @@
+# Cut-outs of a person's own photos with the trained workflow (see carvana.cutouts):
+#   snakemake --cores all cutouts --config photos_dir=DIR
+# Photos are sharded (`cutouts: shard_size`); each shard runs the submission's chain in process.
+
+from carvana import cutouts as cut
+
+CUTOUTS = cut.plan(config)
+CUTOUT_SETTINGS = config.get("cutouts") or {}
+
+
+def get_cutout_shard_inputs(wildcards):
+    """A shard's photos, the weights of every model of the chain, the chosen threshold."""
+    inputs = {
+        "photos": list(CUTOUTS.shard_photos(wildcards.shard).values()),
+        "weights": list(CUTOUTS.weights().values()),
+    }
+    if CUTOUTS.threshold == "best":
+        inputs["threshold"] = "results/metrics/threshold.json"
+    return inputs
+
+
+def get_cutout_shard_dirs(wildcards=None):
+    """Every shard's folder (an error saying how to give photos when photos_dir is unset)."""
+    CUTOUTS.require_photos()
+    return expand(f"{cut.SHARD_DIR}/{{shard}}", shard=CUTOUTS.shards)
+
+
+def get_cutout_outputs(wildcards=None):
+    """Every final cut-out file (an error saying how to give photos when photos_dir is unset)."""
+    CUTOUTS.require_photos()
+    return CUTOUTS.outputs()
+
+
+rule cutouts_shard:
+    input:
+        unpack(get_cutout_shard_inputs),
+        ingest="results/data/ingest.json",
+    output:
+        cutouts=directory(f"{cut.SHARD_DIR}/{{shard}}"),
+    params:
+        photos=lambda wc: CUTOUTS.shard_photos(wc.shard),
+        weights=CUTOUTS.weights(),
+        source=CUTOUTS.source,
+        members=CUTOUTS.members,
+        threshold=CUTOUTS.threshold,
+        max_empty_fraction=CUTOUT_SETTINGS.get("max_empty_fraction", 0.5),
+        bbox=config.get("bbox", {}),
+        tiles=config["tiles"],
+        tta_hflip=config["predict"]["tta_hflip"],
+        device=config["device"],
+        cpu_fallback=config["cpu_fallback"],
+    log:
+        "logs/cutouts/shard_{shard}.log",
+    benchmark:
+        "results/benchmarks/cutouts/shard_{shard}.tsv"
+    threads: 2
+    resources:
+        gpu=config["gpu"],
+        mem_mb=res("predict", "mem_mb"),
+        runtime=res("predict", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/cutouts_shard.py"
+
+
+rule cutouts_collect:
+    input:
+        shards=get_cutout_shard_dirs,
+    output:
+        CUTOUTS.outputs(),
+    params:
+        stems=list(CUTOUTS.photos),
+        out_dir=cut.OUT_DIR,
+        sheet=f"{cut.OUT_DIR}/contact_sheet.jpg",
+        summary=f"{cut.OUT_DIR}/summary.csv",
+    log:
+        "logs/cutouts/collect.log",
+    resources:
+        mem_mb=res("light", "mem_mb"),
+        runtime=res("light", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/cutouts_collect.py"
