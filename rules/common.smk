@@ -44,6 +44,7 @@ def get_ingest_input(wildcards):
         return [DATA]
     return (
         [f"{DATA}/sample_submission.csv"]
+        + glob(f"{DATA}/train_masks.csv")  # checked against the GIFs when present
         + sorted(glob(f"{DATA}/train/*.jpg"))
         + sorted(glob(f"{DATA}/train_masks/*.gif"))
     )
@@ -61,8 +62,9 @@ def get_sample_submission():
 
 
 def get_truth(wildcards=None):
-    """The kept test masks of the synthetic data (none for the real data)."""
-    return {"truth": wf.SYNTHETIC_TRUTH} if SYNTHETIC else {}
+    """The kept test masks: the synthetic data's, or config `truth` (else none)."""
+    truth = wf.truth_csv(config)
+    return {"truth": truth} if truth else {}
 
 
 def get_test_pred(source, shard):

@@ -61,3 +61,61 @@ def test_schema_rejects_unknown_keys(tmp_path: Path) -> None:
     config["trainign"] = {}
     with pytest.raises(Exception, match="trainign"):
         validate(config, SCHEMA)
+
+
+BAD_NAME = "../../../tmp/x"
+
+
+@pytest.mark.parametrize("where", ["models", "ladder", "fullres", "ensemble", "bbox", "source",
+                                   "init_from", "depth_from", "worst_models"])
+def test_schema_rejects_path_like_model_names(where: str) -> None:
+    config = merged(None)
+    if where == "models":
+        config["models"][BAD_NAME] = config["models"]["unet32"]
+    elif where in ("ladder", "fullres"):
+        config[where] = [*config[where], BAD_NAME]
+    elif where == "ensemble":
+        config["ensemble"] = {"members": ["fullres", BAD_NAME], "weights": [0.5, 0.5]}
+    elif where == "bbox":
+        config["bbox"]["model"] = BAD_NAME
+    elif where == "source":
+        config["submission"]["source"] = BAD_NAME
+    elif where == "worst_models":
+        config["analysis"] = {"worst_models": [BAD_NAME]}
+    else:
+        config["models"]["depth"][where] = BAD_NAME
+    with pytest.raises(Exception, match="does not match|is not valid under any") as err:
+        validate(config, SCHEMA)
+    assert BAD_NAME in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["unet\n", "-unet", "_x", "a b", "a/b", "", "a.b"])
+def test_schema_model_name_pattern(name: str) -> None:
+    config = merged(None)
+    config["models"][name] = config["models"]["unet32"]
+    with pytest.raises(Exception, match="Failed validating"):
+        validate(config, SCHEMA)
+    config = merged(None)
+    config["models"]["Unet_2-b"] = config["models"]["unet32"]
+    validate(config, SCHEMA)
+
+
+def test_test_shard_size_auto_by_default(tmp_path: Path) -> None:
+    config = merged(None)
+    assert config["test_shard_size"] == "auto"
+    del config["test_shard_size"]
+    validate(config, SCHEMA)
+    assert config["test_shard_size"] == "auto"  # the schema's default
+    assert [len(v) for v in wf.test_shards(config).values()] == [32, 32, 32]  # 96 synthetic ids
+    assert merged("carvana-full.yaml")["test_shard_size"] == "auto"
+    tiny = merged("tiny.yaml")
+    assert [len(v) for v in wf.test_shards(tiny).values()] == [6, 6, 4]  # an explicit number wins
+    ids = [f"{car:012x}_{angle:02d}" for car in range(6254) for angle in range(1, 17)]
+    (tmp_path / "sample_submission.csv").write_text(
+        "img,rle_mask\n" + "".join(f"{i}.jpg,1 1\n" for i in ids))
+    parts = wf.test_shards({**config, "data_dir": str(tmp_path)})
+    assert len(ids) == 100_064 and len(parts) == 200
+    assert {len(v) for v in list(parts.values())[:-1]} == {501}
+    for bad in (0, "big", 2.5):
+        with pytest.raises(Exception, match="test_shard_size"):
+            validate({**config, "test_shard_size": bad}, SCHEMA)

@@ -19,6 +19,7 @@ from carvana.io import (
     write_frame,
     write_json,
 )
+from carvana.rle import RLEError, decode
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,20 @@ def _listed_ids(folder: Path, suffix: str) -> list[str]:
     return ids
 
 
-def _check_pair(data_dir: Path, image_id: str) -> tuple[int, int, float]:
-    """Decode one train image and its mask; return (width, height, mask fraction)."""
+def read_train_rles(path: Path, train_ids: list[str]) -> dict[str, str]:
+    """Id -> run-length string of ``train_masks.csv``; it must list exactly the train images."""
+    ids = read_submission_ids(path)
+    missing, extra = set(train_ids) - set(ids), set(ids) - set(train_ids)
+    if missing or extra:
+        what = (f"does not list train images {_first(missing)}" if missing
+                else f"lists images absent from train/: {_first(extra)}")
+        raise DataError(f"{path}: {what}; fix it or remove it (the GIF masks are the truth)")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=["rle_mask"])
+    return dict(zip(ids, frame["rle_mask"], strict=True))
+
+
+def _check_pair(data_dir: Path, image_id: str, rle: str | None = None) -> tuple[int, int, float]:
+    """Decode one train image and its mask (and its CSV row, if any); return (w, h, mask fraction)."""
     img_path = data_dir / "train" / f"{image_id}.jpg"
     mask_path = data_dir / "train_masks" / f"{image_id}_mask.gif"
     image = read_image(img_path)
@@ -75,6 +88,19 @@ def _check_pair(data_dir: Path, image_id: str) -> tuple[int, int, float]:
             f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {img_path.name} "
             f"is {image.shape[1]}x{image.shape[0]}"
         )
+    if rle is not None:
+        csv = data_dir / "train_masks.csv"
+        try:
+            row = decode(rle, mask.shape)
+        except RLEError as err:
+            raise DataError(f"{csv}: row {image_id}.jpg: {err}; fix the row or remove the file"
+                            ) from None
+        if not np.array_equal(row, mask):
+            raise DataError(
+                f"{csv}: row {image_id}.jpg disagrees with {mask_path.name} in "
+                f"{int(np.count_nonzero(row != mask))} of {mask.size} pixels; fix the row or "
+                "remove the file"
+            )
     return image.shape[1], image.shape[0], float(mask.mean())
 
 
@@ -87,10 +113,12 @@ def ingest(data_dir: str | Path, train_csv: str | Path, summary_json: str | Path
            threads: int = 1) -> dict:
     """Check the whole data folder; write the train table and a summary, or raise DataError.
 
-    Checks: ids well formed; every train image has a mask and vice versa; every train image and
-    mask decodes, mask values {0,1} or {0,255}, same size as its image; one image size throughout;
-    ``sample_submission.csv`` lists exactly the images in ``test/``, whose headers give the same
-    size. Test images are decoded in full by the prediction jobs of their shard.
+    Checks: ids well formed; every train image has a mask and vice versa; every train image is
+    a 3-channel RGB JPEG (magic bytes FF D8 FF) that decodes; every mask decodes, values {0,1} or
+    {0,255}, same size as its image; one image size throughout; ``train_masks.csv``, when
+    present, lists the train images and each row decodes to its GIF mask exactly;
+    ``sample_submission.csv`` lists exactly the images in ``test/``, whose headers say RGB JPEG
+    of the same size. Test images are decoded in full by the prediction jobs of their shard.
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -114,8 +142,10 @@ def ingest(data_dir: str | Path, train_csv: str | Path, summary_json: str | Path
     if present - set(test_ids):
         raise DataError(f"{sample}: does not list test images {_first(present - set(test_ids))}")
 
+    rles_csv = data_dir / "train_masks.csv"
+    rles = read_train_rles(rles_csv, train_ids) if rles_csv.exists() else {}
     with ThreadPoolExecutor(max(1, threads)) as pool:
-        checks = list(tqdm(pool.map(lambda i: _check_pair(data_dir, i), train_ids),
+        checks = list(tqdm(pool.map(lambda i: _check_pair(data_dir, i, rles.get(i)), train_ids),
                            total=len(train_ids), desc="check train", mininterval=5))
     sizes = {(w, h) for w, h, _ in checks}
     width, height = checks[0][:2]
@@ -152,10 +182,27 @@ def ingest(data_dir: str | Path, train_csv: str | Path, summary_json: str | Path
     return summary
 
 
-def shards(ids: list[str], shard_size: int) -> dict[str, list[str]]:
-    """Split ids, in order, into shards named 0000, 0001, ... of at most ``shard_size``."""
-    if shard_size < 1:
-        raise ValueError("shard size must be at least 1")
+MAX_SHARDS = 200  # `test_shard_size: auto` keeps the jobs per model at most this many ...
+MIN_SHARD_SIZE = 32  # ... and each job at least this many images (its start-up is seconds)
+
+
+def auto_shard_size(n_images: int) -> int:
+    """The ``auto`` shard size: ``max(32, ceil(n / 200))``, i.e. at most 200 shards of >= 32.
+
+    100,064 test images give 501 a shard (200 shards); 6,400 or fewer give 32.
+    """
+    return max(MIN_SHARD_SIZE, -(-n_images // MAX_SHARDS))
+
+
+def shards(ids: list[str], shard_size: int | str) -> dict[str, list[str]]:
+    """Split ids, in order, into shards named 0000, 0001, ... of at most ``shard_size``.
+
+    ``shard_size`` is a positive integer or ``"auto"`` (see ``auto_shard_size``).
+    """
+    if shard_size == "auto":
+        shard_size = auto_shard_size(len(ids))
+    if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
+        raise ValueError(f"test_shard_size must be 'auto' or an integer >= 1, got {shard_size!r}")
     return {f"{k:04d}": ids[s : s + shard_size]
             for k, s in enumerate(range(0, len(ids), shard_size))}
 

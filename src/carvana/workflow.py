@@ -33,6 +33,14 @@ def data_dir(config: dict[str, Any]) -> str:
     return SYNTHETIC_DIR if is_synthetic(config) else str(config["data_dir"])
 
 
+def truth_csv(config: dict[str, Any]) -> str | None:
+    """The kept test masks to score the submission against: the synthetic set's, config
+    `truth` for real data, or None."""
+    if is_synthetic(config):
+        return SYNTHETIC_TRUTH
+    return str(config["truth"]) if config.get("truth") else None
+
+
 def model_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
     """A model's definition with its training settings merged over the defaults."""
     models = config.get("models", {})
@@ -54,8 +62,10 @@ def test_ids(config: dict[str, Any]) -> list[str]:
 
 
 def test_shards(config: dict[str, Any]) -> dict[str, list[str]]:
-    """Shard name -> test ids, ``test_shard_size`` each."""
-    return shards(test_ids(config), int(config["test_shard_size"]))
+    """Shard name -> test ids, ``test_shard_size`` each: an integer, or ``auto`` (the default),
+    which bounds the shards per model at 200 of at least 32 images (``ingest.auto_shard_size``)."""
+    size = config.get("test_shard_size", "auto")
+    return shards(test_ids(config), size if size == "auto" else int(size))
 
 
 def tile_models(config: dict[str, Any]) -> list[str]:
