@@ -29,6 +29,7 @@ TINY: dict[str, dict[str, Any]] = {
         "dropout": 0.0,
     },
     "inception_unet": {"initial_filters": 8, "depth": 2},
+    "efficientnet_unet": {"pretrained": False, "encoder_depth": 2, "decoder_channels": [8, 4]},
 }
 
 
@@ -38,7 +39,7 @@ def tiny(arch: str, in_channels: int = 3, seed: int = 0, **extra: Any) -> Segmen
 
 
 def test_registry_names() -> None:
-    assert set(ARCHITECTURES) == {"unet", "tiramisu", "inception_unet"}
+    assert set(ARCHITECTURES) == {"unet", "tiramisu", "inception_unet", "efficientnet_unet"}
     assert set(TINY) == set(ARCHITECTURES)
 
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from torch import nn
 
-from .base import SegmentationHead, SegmentationModel
+from .base import SegmentationHead, SegmentationModel, set_encoder_trainable
+from .efficientnet import EfficientNetUNet
 from .inception_unet import InceptionUNet
 from .tiramisu import PRESETS as TIRAMISU_PRESETS
 from .tiramisu import Tiramisu
@@ -22,6 +23,7 @@ from .unet import UNet
 
 __all__ = [
     "ARCHITECTURES",
+    "EfficientNetUNet",
     "TIRAMISU_PRESETS",
     "InceptionUNet",
     "SegmentationHead",
@@ -29,15 +31,18 @@ __all__ = [
     "Tiramisu",
     "UNet",
     "arch_params",
+    "build_for_loading",
     "count_parameters",
     "create_model",
     "load_compatible_state",
+    "set_encoder_trainable",
 ]
 
 ARCHITECTURES: dict[str, Callable[..., SegmentationModel]] = {
     "unet": UNet,
     "tiramisu": Tiramisu,
     "inception_unet": InceptionUNet,
+    "efficientnet_unet": EfficientNetUNet,
 }
 
 
@@ -74,6 +79,18 @@ def create_model(
         ) from err
     model.config = {"arch": arch, "in_channels": in_channels, "classes": classes, **params}
     return model
+
+
+def build_for_loading(arch: str, in_channels: int, params: dict[str, Any]) -> SegmentationModel:
+    """``create_model`` for a model whose weights come next from a checkpoint: an architecture
+    with a ``pretrained`` parameter is built with ``pretrained=False``, so the pretrained file is
+    not read. ``config`` keeps ``params`` as given.
+    """
+    if "pretrained" in arch_params(arch):
+        model = create_model(arch, in_channels=in_channels, **{**params, "pretrained": False})
+        model.config = {k: v for k, v in model.config.items() if k != "pretrained"} | params
+        return model
+    return create_model(arch, in_channels=in_channels, **params)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -52,6 +52,14 @@ class SegmentationModel(nn.Module):
         self.in_channels = in_channels
         self.classes = classes
         self.config = {}  # filled by create_model: create_model(**model.config) rebuilds the model
+        self.encoder_frozen = False  # set by set_encoder_trainable
+
+    def train(self, mode: bool = True) -> SegmentationModel:
+        """As ``nn.Module.train``, but a frozen encoder's BatchNorms stay in eval mode."""
+        super().train(mode)
+        if self.encoder_frozen:
+            _batchnorms_train(self.encoder, False)
+        return self
 
     def check_input_shape(self, x: Tensor) -> None:
         """Raise ValueError unless ``x`` is (N, in_channels, H, W) with H and W multiples of stride."""
@@ -74,6 +82,25 @@ class SegmentationModel(nn.Module):
         self.check_input_shape(x)
         features = self.encoder(x)
         return self.head(self.decoder(features))
+
+
+def _batchnorms_train(module: nn.Module, mode: bool) -> None:
+    """Put every BatchNorm inside ``module`` in train (``mode``) or eval mode."""
+    for sub in module.modules():
+        if isinstance(sub, nn.modules.batchnorm._BatchNorm):
+            sub.train(mode)
+
+
+def set_encoder_trainable(model: SegmentationModel, trainable: bool) -> None:
+    """Freeze (``trainable=False``) or unfreeze ``model.encoder``: its parameters'
+    ``requires_grad``, and its BatchNorms held in eval mode (fixed running statistics) while
+    frozen. Call it after ``model.train()``; ``SegmentationModel.train`` also keeps frozen
+    BatchNorms in eval mode, so a later ``model.train()`` does not undo it.
+    """
+    for param in model.encoder.parameters():
+        param.requires_grad_(trainable)
+    model.encoder_frozen = not trainable
+    _batchnorms_train(model.encoder, model.training and trainable)
 
 
 def check_int(name: str, value: Any, minimum: int) -> int:
