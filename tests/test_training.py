@@ -1,4 +1,5 @@
-"""Training: same seed, same numbers; the checkpoint round trip is safe and exact."""
+"""Training: same seed, same numbers; step budgets, schedules, min_steps, a frozen encoder,
+validation every N steps, channels_last; the checkpoint round trip is safe and exact."""
 
 from __future__ import annotations
 
@@ -8,12 +9,23 @@ import pandas as pd
 import pytest
 import torch
 
+from carvana.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from carvana.model_stages import train_lowres_stage
 from carvana.predict import load_model
-from carvana.training import TrainConfig, load_checkpoint, save_checkpoint
+from carvana.schedule import lr_factor
+from carvana.training import AugmentConfig, TrainConfig, train
 
 SPEC = {"arch": "unet", "size": 32, "params": {"initial_filters": 4, "depth": 2, "up_convs": 2},
-        "train": {"epochs": 2, "batch_size": 8}}
+        "train": {"epochs": 2, "batch_size": 8, "min_val_dice": 0.0}}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one thread is as fast, and immune to other jobs on the shared cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture()
@@ -30,7 +42,9 @@ def _train(tiny_data, split_csv: Path, out: Path, seed: int) -> tuple[pd.DataFra
     out.mkdir()
     paths = [str(out / n) for n in ("w.pt", "h.csv", "c.png", "s.json")]
     torch.manual_seed(ord(out.name[0]))  # a different global state each call: must not matter
-    train_lowres_stage("m", SPEC, str(tiny_data[0]), str(split_csv), seed, "cpu", True, *paths)
+    train_lowres_stage(name="m", spec=SPEC, data_dir=str(tiny_data[0]), split=str(split_csv),
+                       seed=seed, device="cpu", cpu_fallback=True, resume=None,
+                       weights=paths[0], history=paths[1], curve=paths[2], summary=paths[3])
     return pd.read_csv(paths[1]), load_checkpoint(paths[0])[0]
 
 
@@ -49,20 +63,150 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
 
     model = create_model("unet", 3, initial_filters=4, depth=2, up_convs=2)
     meta = {"name": "m", "arch": "unet", "in_channels": 3,
-            "params": {"initial_filters": 4, "depth": 2, "up_convs": 2}, "size": 32}
+            "params": {"initial_filters": 4, "depth": 2, "up_convs": 2}, "size": 32,
+            "input": "lowres"}
     save_checkpoint(tmp_path / "w.pt", model.state_dict(), meta)
     loaded, meta2 = load_model(tmp_path / "w.pt", torch.device("cpu"))
     assert meta2 == meta
     x = torch.rand(1, 3, 32, 32)
     model.eval()
-    assert torch.equal(model(x), loaded(x))
+    # load_model puts the model in channels_last (faster on CPU too): same numbers up to the
+    # order of summation
+    torch.testing.assert_close(model(x), loaded(x), rtol=0, atol=1e-6)
     with pytest.raises(TypeError):  # only JSON-able metadata: weights_only loading needs it
         save_checkpoint(tmp_path / "x.pt", model.state_dict(), {"bad": object()})
     torch.save({"weights": 1}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="not a carvana-pipeline checkpoint"):
+    with pytest.raises(CheckpointError, match="not a carvana-pipeline checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
 
 
 def test_unknown_training_key_is_an_error() -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="learning_rate"):
         TrainConfig.from_dict({"epochs": 1, "learning_rate": 0.1})
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig.from_dict({"schedule": "linear"})
+    with pytest.raises(ValueError, match="steps"):
+        TrainConfig.from_dict({"steps": 0})
+    cfg = TrainConfig.from_dict({"min_val_dice": 0.9, "crop": 384, "steps": 500})
+    assert (cfg.min_val_dice, cfg.crop, cfg.steps, cfg.schedule) == (0.9, 384, 500, "plateau")
+
+
+NO_AUGMENT = AugmentConfig(hflip=0, shift=0, scale=0, hue=0, saturation=0, value=0)
+
+
+def _fit(settings: dict, *, augment: bool = False, constant_dice: float | None = None,
+         monkeypatch: pytest.MonkeyPatch | None = None, on_step=None,
+         ) -> tuple[list[int], pd.DataFrame, dict, torch.nn.Module]:
+    """Train the tiny model on 16 images (4 steps an epoch); the steps seen by on_step."""
+    from train_child import Blobs, tiny_model
+
+    if constant_dice is not None:
+        monkeypatch.setattr("carvana.training.evaluate", lambda *a, **k: (0.5, constant_dice))
+    steps: list[int] = []
+
+    def hook(step: int, model: torch.nn.Module) -> None:
+        steps.append(step)
+        if on_step is not None:
+            on_step(step, model)
+
+    cfg = TrainConfig(batch_size=4, **settings)
+    if not augment:
+        cfg.augment = NO_AUGMENT
+    model = tiny_model()
+    _, history, summary = train(model, Blobs(16, 0), Blobs(4, 1), cfg, torch.device("cpu"), 1,
+                                on_step=hook)
+    return steps, history, summary, model
+
+
+def test_warmup_then_cosine_factors() -> None:
+    f = [lr_factor(s, total=13, warmup=4, schedule="cosine", min_factor=0.1) for s in range(13)]
+    assert f[:5] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    assert f[8] == pytest.approx(0.55)  # half way down the 9 cosine steps
+    assert f[12] == pytest.approx(0.1)  # min_lr_factor at the budget's last step
+    assert all(a >= b for a, b in zip(f[4:], f[5:], strict=False))
+    one = [lr_factor(s, total=10, warmup=0, schedule="onecycle", min_factor=0.01)
+           for s in range(10)]
+    assert one[0] == pytest.approx(1 / 25) and one[3] == pytest.approx(1.0)  # 30 % rise
+    assert one[9] == pytest.approx(0.01) and max(one) == pytest.approx(1.0)
+    flat = [lr_factor(s, total=10, warmup=2, schedule="plateau", min_factor=0.01)
+            for s in range(10)]
+    assert flat == pytest.approx([1 / 3, 2 / 3] + [1.0] * 8)
+
+
+def test_learning_rate_follows_the_schedule_step_by_step() -> None:
+    settings = {"steps": 9, "warmup_steps": 3, "schedule": "cosine", "min_lr_factor": 0.1,
+                "lr": 0.01, "eval_every_steps": 1, "early_stopping_patience": 100}
+    _, history, _, _ = _fit(settings)
+    expected = [0.01 * lr_factor(s - 1, total=9, warmup=3, schedule="cosine", min_factor=0.1)
+                for s in history["step"]]
+    assert history["step"].tolist() == list(range(1, 10))
+    assert history["lr"].tolist() == pytest.approx(expected)
+    assert history["lr"].iloc[-1] == pytest.approx(0.001)
+
+
+def test_step_budget_is_exact_and_wins_over_epochs() -> None:
+    steps, history, summary, _ = _fit({"steps": 7, "epochs": 50})
+    assert steps == list(range(1, 8)) and summary["steps"] == 7
+    assert history["step"].tolist() == [4, 7]  # once an epoch, and at the end of the budget
+    assert history["epoch"].tolist() == [1.0, 1.75] and summary["epochs_run"] == 2
+    steps, history, summary, _ = _fit({"epochs": 2})  # no budget: epochs x steps per epoch
+    assert steps == list(range(1, 9)) and history["step"].tolist() == [4, 8]
+    steps, history, _, _ = _fit({"steps": 5, "fine_tune_epochs": 1})  # fine-tune: one epoch more
+    assert steps == list(range(1, 10))
+    assert history["phase"].tolist() == ["main", "main", "fine_tune"]
+
+
+def test_validation_every_n_steps() -> None:
+    _, history, summary, _ = _fit({"steps": 10, "eval_every_steps": 3})
+    assert history["step"].tolist() == [3, 6, 9, 10]
+    assert history["epoch"].tolist() == [0.75, 1.5, 2.25, 2.5]
+    assert summary["best_step"] in (3, 6, 9, 10)
+
+
+def test_min_steps_blocks_early_stopping(monkeypatch: pytest.MonkeyPatch) -> None:
+    flat = {"steps": 20, "eval_every_steps": 2, "early_stopping_patience": 1}
+    steps, history, _, _ = _fit(flat, constant_dice=0.7, monkeypatch=monkeypatch)
+    assert history["step"].tolist() == [2, 4] and steps[-1] == 4  # no gain at 4: stop
+    steps, history, summary, _ = _fit({**flat, "min_steps": 8}, constant_dice=0.7,
+                                      monkeypatch=monkeypatch)
+    assert history["step"].tolist() == [2, 4, 6, 8] and summary["steps"] == 8
+
+
+def test_plateau_cuts_only_after_min_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = {"steps": 10, "eval_every_steps": 2, "plateau_patience": 0,
+                "plateau_factor": 0.5, "min_steps": 5, "lr": 0.01}
+    _, history, _, _ = _fit(settings, constant_dice=0.7, monkeypatch=monkeypatch)
+    # validations at 2 (best), 4 (no cut before step 5), 6 (cut), 8 (cut), 10 (cut); a row's
+    # lr is the one of the step before it
+    assert history["lr"].tolist() == pytest.approx([0.01, 0.01, 0.01, 0.005, 0.0025])
+
+
+def test_frozen_encoder_for_the_first_steps() -> None:
+    from train_child import tiny_model
+
+    initial = {k: v.clone() for k, v in tiny_model().state_dict().items()}
+    seen: dict[int, tuple[bool, bool, bool]] = {}
+
+    def on_step(step: int, model: torch.nn.Module) -> None:
+        state = model.state_dict()
+        enc_same = all(torch.equal(state[k], initial[k]) for k in state if k.startswith("encoder."))
+        dec_same = all(torch.equal(state[k], initial[k]) for k in state if k.startswith("decoder."))
+        grads = [p.grad for p in model.encoder.parameters()]
+        seen[step] = (enc_same, dec_same, all(g is None for g in grads))
+
+    _, _, _, model = _fit({"steps": 6, "freeze_encoder_steps": 3}, augment=True, on_step=on_step)
+    assert [seen[s] for s in (1, 2, 3)] == [(True, False, True)] * 3  # BN statistics too
+    assert [seen[s][0] or seen[s][2] for s in (4, 5, 6)] == [False] * 3
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_channels_last_on_the_cpu() -> None:
+    layouts: list[bool] = []
+
+    def on_step(step: int, model: torch.nn.Module) -> None:
+        if step == 1:
+            model.register_forward_pre_hook(lambda m, args: layouts.append(
+                args[0].is_contiguous(memory_format=torch.channels_last)))
+
+    _fit({"steps": 3}, augment=True, on_step=on_step)  # steps 2, 3 and the validation
+    assert len(layouts) == 3 and all(layouts)

@@ -1,9 +1,17 @@
-"""Training loop shared by every model: BCE + soft dice, early stopping on validation dice."""
+"""Training loop shared by every model: BCE + soft dice, counted in optimizer steps.
+
+A run is a budget of optimizer steps (``steps``, or ``epochs`` x steps per epoch), a per-step
+learning-rate schedule (linear warm-up, then constant with plateau cuts, cosine, or one-cycle),
+validation every epoch or every ``eval_every_steps``, early stopping and plateau cuts only after
+``min_steps``, an optionally frozen encoder for the first steps, and an optional fine-tune
+phase at a lower learning rate. With ``resume_path`` it writes everything it needs to carry on
+after a kill, atomically, and a rerun carries on to the same final weights.
+"""
 
 from __future__ import annotations
 
 import copy
-import json
+import dataclasses
 import logging
 import math
 import random
@@ -21,9 +29,32 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from carvana.io import atomic_path
+# Checkpoint I/O lives in carvana.checkpoint; these names are re-exported for older callers.
+from carvana.checkpoint import (  # noqa: F401
+    CheckpointError,
+    clear_resume,
+    load_checkpoint,
+    params_hash,
+    read_resume,
+    rng_state,
+    save_checkpoint,
+    save_resume,
+    set_rng_state,
+)
+from carvana.schedule import (
+    SCHEDULES,
+    EpochSampler,
+    Phase,
+    Plateau,
+    Progress,
+    lr_factor,
+    plan_phases,
+)
 
 log = logging.getLogger(__name__)
+
+HISTORY_COLUMNS = ["step", "epoch", "phase", "lr", "train_loss", "val_loss", "val_dice",
+                   "seconds"]
 
 
 @dataclass
@@ -40,33 +71,65 @@ class AugmentConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings of one model (config `training:` merged with the model's `train:`)."""
+    """Optimisation settings of one model (config `training:` merged with the model's `train:`).
+
+    Patience counts validations (once per epoch unless ``eval_every_steps``). ``min_val_dice``
+    and ``crop`` are carried for the stage code (quality gate, crop training); train() ignores
+    them.
+    """
 
     epochs: int = 16
+    steps: int | None = None
     batch_size: int = 8
     optimizer: str = "adam"
     lr: float = 2e-3
     weight_decay: float = 0.0
+    warmup_steps: int = 0
+    schedule: str = "plateau"
+    min_lr_factor: float = 0.01
     fine_tune_epochs: int = 0
     fine_tune_lr_factor: float = 0.1
     plateau_patience: int = 2
     plateau_factor: float = 0.5
     early_stopping_patience: int = 5
+    min_steps: int = 0
+    freeze_encoder_steps: int = 0
+    eval_every_steps: int | None = None
+    checkpoint_every_steps: int = 50
+    min_val_dice: float = 0.5
+    crop: int | None = None
     amp: bool = True
     num_workers: int = 0
     cache_mb: int = 2048
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"training schedule {self.schedule!r}: use {', '.join(SCHEDULES)}")
+        for name in ("steps", "eval_every_steps", "crop", "epochs", "batch_size",
+                     "checkpoint_every_steps"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"training {name} must be at least 1 (or null), got {value}")
+        for name in ("warmup_steps", "min_steps", "freeze_encoder_steps", "fine_tune_epochs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"training {name} must be >= 0, got {getattr(self, name)}")
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Build from a config mapping; unknown keys are an error."""
+        """Build from a config mapping; an unknown key is a TypeError naming it."""
         values = dict(values)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise TypeError(f"unknown training key(s) {', '.join(unknown)}; "
+                            f"allowed: {', '.join(sorted(known))}")
         augment = AugmentConfig(**values.pop("augment", {}))
         return cls(augment=augment, **values)
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch; return a generator for the DataLoader's shuffling."""
+    """Seed Python, NumPy and torch; return a generator seeded likewise."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -126,8 +189,9 @@ class Augmenter(nn.Module):
         return image, (mask >= 0.5).float()
 
 
-def to_input(batch_image: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    """uint8 (N,C,H,W) -> float [0,1] on the device."""
+def to_input(batch_image: torch.Tensor, device: torch.device,
+             channels_last: bool = True) -> torch.Tensor:
+    """uint8 (N,C,H,W) -> float [0,1] on the device (channels_last: faster on CPU and GPU)."""
     x = batch_image.to(device, non_blocking=True).float().div_(255.0)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
@@ -143,15 +207,30 @@ def make_optimizer(name: str, params: Any, lr: float, weight_decay: float) -> to
     raise ValueError(f"unknown optimizer {name!r}: use adam, rmsprop or sgd")
 
 
+def freeze_encoder(model: nn.Module, frozen: bool) -> None:
+    """Freeze or unfreeze ``model.encoder``: requires_grad, and its BatchNorms in eval mode while
+    frozen (call after ``model.train()``). Generic: any model with an ``encoder`` submodule."""
+    encoder = getattr(model, "encoder", None)
+    if not isinstance(encoder, nn.Module):
+        raise ValueError(f"freeze_encoder_steps needs a model with an `encoder`; "
+                         f"{type(model).__name__} has none: set freeze_encoder_steps to 0")
+    for param in encoder.parameters():
+        param.requires_grad_(not frozen)
+    if hasattr(model, "encoder_frozen"):
+        model.encoder_frozen = frozen  # SegmentationModel.train() then keeps its BNs in eval
+    for module in encoder.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.train(model.training and not frozen)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device,
              amp: bool) -> tuple[float, float]:
     """Mean loss and mean per-image Dice (threshold 0.5) at the model's resolution."""
     model.eval()
     losses, dices = [], []
-    channels_last = device.type == "cuda"
     for batch in loader:
-        x = to_input(batch["image"], device, channels_last)
+        x = to_input(batch["image"], device)
         y = batch["mask"].to(device).float()
         with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
             logits = model(x)
@@ -161,94 +240,244 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device,
     return sum(losses) / max(n, 1), float(torch.cat(dices).mean()) if dices else math.nan
 
 
+class _Trainer:
+    """One training run: its loaders, optimizer, schedule, progress and resume file."""
+
+    def __init__(self, model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfig,
+                 *, device: torch.device, seed: int, collate_fn: Callable | None) -> None:
+        if len(train_set) == 0:
+            raise ValueError("no training images: check the split (is every car on the "
+                             "validation side?)")
+        self.model, self.cfg, self.device = model, cfg, device
+        self.cuda = device.type == "cuda"
+        seed_everything(seed)
+        self.shuffle_gen = torch.Generator().manual_seed(seed)  # the epochs' item orders
+        self.loader_gen = torch.Generator().manual_seed(seed + 1)  # the DataLoader's seeds
+        model.to(device).to(memory_format=torch.channels_last)
+        loader_args = {"num_workers": cfg.num_workers, "pin_memory": self.cuda,
+                       "persistent_workers": cfg.num_workers > 0, "collate_fn": collate_fn}
+        self.sampler = EpochSampler(len(train_set))
+        self.train_loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=self.sampler,
+                                       generator=self.loader_gen, **loader_args)
+        self.val_loader = DataLoader(val_set, batch_size=cfg.batch_size, shuffle=False,
+                                     **loader_args)
+        self.steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
+        self.phases = plan_phases(cfg, self.steps_per_epoch)
+        self.augment = Augmenter(cfg.augment).to(device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and self.cuda)
+        self.initial_state = copy.deepcopy(model.state_dict())
+        self.best_state = self.initial_state
+        self.rows: list[dict[str, Any]] = []
+        self.p = Progress()
+        self.plateau = Plateau(cfg.plateau_patience, cfg.plateau_factor)
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
+        self.resume_path: Path | None = None
+        self.fingerprint = self.params_hash = ""
+        self.resumed_from: int | None = None
+        self.started = self.clock = time.perf_counter()
+        self.last_lr = cfg.lr
+
+    def start_phase(self, index: int, saved: dict[str, Any] | None = None) -> None:
+        """A new optimizer and schedule for phase ``index``; their saved states if resuming."""
+        phase = self.phases[index]
+        if saved is None:
+            if phase.name == "fine_tune":
+                self.model.load_state_dict(self.best_state)
+            p = self.p
+            p.phase, p.phase_step, p.position, p.stale, p.stopped = index, 0, 0, 0, False
+            self.plateau = Plateau(self.cfg.plateau_patience, self.cfg.plateau_factor)
+        self.optimizer = make_optimizer(self.cfg.optimizer, self.model.parameters(), phase.lr,
+                                        self.cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(
+            s, total=phase.steps, warmup=phase.warmup, schedule=phase.schedule,
+            min_factor=self.cfg.min_lr_factor) * self.plateau.scale)
+        if saved is not None:
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.scheduler.load_state_dict(saved["scheduler"])
+            self.scaler.load_state_dict(saved["scaler"])
+
+    def run(self, on_step: Callable[[int, nn.Module], None] | None) -> None:
+        """Train every phase to its budget (or early stop), then write a final resume file."""
+        while self.p.phase < len(self.phases):
+            if self.optimizer is None:
+                self.start_phase(self.p.phase)
+            phase = self.phases[self.p.phase]
+            while self.p.phase_step < phase.steps and not self.p.stopped:
+                self.run_epoch(phase, on_step)
+            self.optimizer = self.scheduler = None
+            self.p.phase += 1
+        self.save()
+
+    def run_epoch(self, phase: Phase, on_step: Callable[[int, nn.Module], None] | None) -> None:
+        """Train (the rest of) one epoch, stopping at the phase's budget or an early stop."""
+        p, cfg = self.p, self.cfg
+        if p.position == 0:
+            p.epoch += 1
+            p.order = torch.randperm(len(self.sampler.order), generator=self.shuffle_gen).tolist()
+            p.loader_state = self.loader_gen.get_state()
+        self.sampler.order, self.sampler.start = p.order, p.position * cfg.batch_size
+        self.loader_gen.set_state(p.loader_state)  # a resumed epoch's loader seeds as before
+        bar = tqdm(self.train_loader, desc=f"epoch {p.epoch} ({phase.name})", mininterval=5,
+                   total=self.steps_per_epoch, initial=p.position)
+        for batch in bar:
+            loss = self.train_step(batch)
+            p.position += 1
+            epoch_end = p.position == self.steps_per_epoch
+            p.position = 0 if epoch_end else p.position
+            budget_end = p.phase_step >= phase.steps
+            due = (p.phase_step % cfg.eval_every_steps == 0 if cfg.eval_every_steps
+                   else epoch_end)
+            if due or budget_end:
+                self.validate(phase)
+            if due or budget_end or p.step % cfg.checkpoint_every_steps == 0:
+                self.save()
+            if on_step is not None:
+                on_step(p.step, self.model)
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            if budget_end or p.stopped:
+                break
+        bar.close()
+
+    def train_step(self, batch: dict[str, Any]) -> float:
+        """One optimizer step (encoder frozen for the first freeze_encoder_steps); its loss."""
+        cfg, p = self.cfg, self.p
+        self.model.train()
+        if cfg.freeze_encoder_steps:
+            freeze_encoder(self.model, p.step < cfg.freeze_encoder_steps)
+        x = to_input(batch["image"], self.device)
+        y = batch["mask"].to(self.device, non_blocking=True).float()
+        x, y = self.augment(x, y)
+        x = x.contiguous(memory_format=torch.channels_last)
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, enabled=cfg.amp and self.cuda):
+            loss = bce_dice_loss(self.model(x), y)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.last_lr = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        p.step, p.phase_step = p.step + 1, p.phase_step + 1
+        value = loss.detach().item()
+        p.loss_sum, p.loss_count = p.loss_sum + value * len(x), p.loss_count + len(x)
+        return value
+
+    def validate(self, phase: Phase) -> None:
+        """Validate; a history row, best weights, plateau cut and early stop (after min_steps)."""
+        cfg, p = self.cfg, self.p
+        val_loss, val_dice = evaluate(self.model, self.val_loader, self.device, cfg.amp)
+        may_act = p.step >= cfg.min_steps
+        if cfg.schedule == "plateau" and self.plateau.update(val_dice, may_cut=may_act):
+            for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs,
+                                   strict=True):
+                group["lr"] = base * self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
+            log.info("validation Dice on a plateau: learning rate cut to %.3g",
+                     self.optimizer.param_groups[0]["lr"])
+        now, spe = time.perf_counter(), self.steps_per_epoch
+        row = {"step": p.step, "epoch": round(p.epoch - 1 + (p.position or spe) / spe, 4),
+               "phase": phase.name, "lr": self.last_lr,
+               "train_loss": p.loss_sum / max(p.loss_count, 1), "val_loss": val_loss,
+               "val_dice": val_dice, "seconds": now - self.clock}
+        self.rows.append(row)
+        self.clock, p.loss_sum, p.loss_count = now, 0.0, 0
+        log.info("step %d (epoch %.2f, %s): train loss %.4f, val loss %.4f, val dice %.5f",
+                 p.step, row["epoch"], phase.name, row["train_loss"], val_loss, val_dice)
+        if val_dice > p.best_dice:
+            p.best_dice, p.best_step, p.best_epoch = val_dice, p.step, row["epoch"]
+            self.best_state = copy.deepcopy(self.model.state_dict())
+            p.stale = 0
+        else:
+            p.stale += 1
+            if p.stale >= cfg.early_stopping_patience and may_act:
+                log.info("early stopping: no validation gain for %d validations", p.stale)
+                p.stopped = True
+
+    def elapsed(self) -> float:
+        """Training seconds, earlier killed processes included."""
+        return self.p.seconds + time.perf_counter() - self.started
+
+    def save(self) -> None:
+        """Write the resume file (if any) atomically: everything needed to carry on."""
+        if self.resume_path is None:
+            return
+        progress = {**dataclasses.asdict(self.p), "seconds": self.elapsed()}
+        save_resume(self.resume_path, {
+            "fingerprint": self.fingerprint, "params_hash": self.params_hash,
+            "model": self.model.state_dict(), "best_state": self.best_state,
+            "optimizer": self.optimizer.state_dict() if self.optimizer else None,
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "scaler": self.scaler.state_dict(), "plateau": dataclasses.asdict(self.plateau),
+            "progress": progress, "history": self.rows,
+            "rng": {**rng_state(), "shuffle": self.shuffle_gen.get_state(),
+                    "loader": self.loader_gen.get_state()}})
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Carry on from a resume file's state (any error leaves the caller to start afresh)."""
+        self.model.load_state_dict(saved["model"])
+        self.best_state = saved["best_state"]
+        self.rows = list(saved["history"])
+        self.p = Progress(**saved["progress"])
+        self.plateau = Plateau(**saved["plateau"])
+        if self.p.phase < len(self.phases):
+            self.start_phase(self.p.phase, saved)
+        self.shuffle_gen.set_state(saved["rng"]["shuffle"])
+        self.loader_gen.set_state(saved["rng"]["loader"])
+        set_rng_state(saved["rng"])
+        self.resumed_from = self.p.step
+        self.started = self.clock = time.perf_counter()
+
+    def result(self) -> tuple[dict[str, torch.Tensor], pd.DataFrame, dict[str, Any]]:
+        """Best weights (CPU, contiguous), the history and a summary."""
+        if self.cfg.freeze_encoder_steps:
+            freeze_encoder(self.model, False)
+        p, seconds = self.p, self.elapsed()
+        summary = {"best_val_dice": p.best_dice, "best_epoch": p.best_epoch,
+                   "best_step": p.best_step, "steps": p.step, "epochs_run": p.epoch,
+                   "steps_per_epoch": self.steps_per_epoch, "train_seconds": round(seconds, 2),
+                   "seconds_per_epoch": round(seconds / max(p.epoch, 1), 3),
+                   "seconds_per_step": round(seconds / max(p.step, 1), 4),
+                   "resumed_from_step": self.resumed_from, "device": str(self.device)}
+        state = {k: v.detach().cpu().contiguous() for k, v in self.best_state.items()}
+        return state, pd.DataFrame(self.rows, columns=HISTORY_COLUMNS), summary
+
+
+def _fingerprint(cfg: TrainConfig, seed: int, caller_hash: str, train_set: Dataset,
+                 val_set: Dataset) -> str:
+    """The resume file's key: the caller's hash, every training setting, the seed, set sizes."""
+    return params_hash({"caller": caller_hash, "train": dataclasses.asdict(cfg), "seed": seed,
+                        "n_train": len(train_set), "n_val": len(val_set)})
+
+
 def train(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfig,
-          device: torch.device, seed: int, collate_fn: Callable | None = None,
-          ) -> tuple[dict[str, torch.Tensor], pd.DataFrame, dict]:
-    """Train ``model``; return the best weights (by validation Dice), the history and a summary.
+          device: torch.device, seed: int, *, collate_fn: Callable | None = None,
+          resume_path: str | Path | None = None, params_hash: str = "",
+          on_step: Callable[[int, nn.Module], None] | None = None,
+          ) -> tuple[dict[str, torch.Tensor], pd.DataFrame, dict[str, Any]]:
+    """Train ``model``; return the best weights (by validation Dice), the history, a summary.
 
     ``collate_fn`` merges dataset items into a batch (the tile datasets give two tiles an item).
+    With ``resume_path``, the run's whole state is written there atomically at every validation,
+    every ``checkpoint_every_steps`` steps and at the end; a run that finds a file there made
+    with the same ``params_hash`` (and training settings, seed and set sizes) carries on from
+    it, else it starts afresh and logs why. train() never deletes it: call
+    ``clear_resume(resume_path)`` once the final weights are written. ``on_step(step, model)``
+    is called after every optimizer step (and its validation and checkpoint, if any).
     """
-    generator = seed_everything(seed)
-    cuda = device.type == "cuda"
-    model.to(device)
-    if cuda:
-        model.to(memory_format=torch.channels_last)
-    loader_args = {"num_workers": cfg.num_workers, "pin_memory": cuda,
-                   "persistent_workers": cfg.num_workers > 0, "collate_fn": collate_fn}
-    train_loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=False,
-                              generator=generator, **loader_args)
-    val_loader = DataLoader(val_set, batch_size=cfg.batch_size, shuffle=False, **loader_args)
-    augment = Augmenter(cfg.augment).to(device)
-    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and cuda)
-
-    best_state = copy.deepcopy(model.state_dict())
-    best = {"val_dice": -1.0, "epoch": 0}
-    rows: list[dict[str, Any]] = []
-    start = time.perf_counter()
-    phases = [("main", cfg.epochs, cfg.lr)]
-    if cfg.fine_tune_epochs:
-        phases.append(("fine_tune", cfg.fine_tune_epochs, cfg.lr * cfg.fine_tune_lr_factor))
-    epoch = 0
-    for phase, n_epochs, lr in phases:
-        if phase == "fine_tune":
-            model.load_state_dict(best_state)
-        optimizer = make_optimizer(cfg.optimizer, model.parameters(), lr, cfg.weight_decay)
-        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=cfg.plateau_factor, patience=cfg.plateau_patience)
-        stale = 0
-        for _ in range(n_epochs):
-            epoch += 1
-            t0 = time.perf_counter()
-            model.train()
-            total, count = 0.0, 0
-            bar = tqdm(train_loader, desc=f"epoch {epoch} ({phase})", mininterval=5, leave=True)
-            for batch in bar:
-                x = to_input(batch["image"], device, cuda)
-                y = batch["mask"].to(device, non_blocking=True).float()
-                x, y = augment(x, y)
-                optimizer.zero_grad(set_to_none=True)
-                with torch.autocast(device.type, enabled=cfg.amp and cuda):
-                    loss = bce_dice_loss(model(x), y)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                total += loss.detach().item() * len(x)
-                count += len(x)
-                bar.set_postfix(loss=f"{total / count:.4f}", refresh=False)
-            val_loss, val_dice = evaluate(model, val_loader, device, cfg.amp)
-            plateau.step(val_dice)
-            rows.append({"epoch": epoch, "phase": phase, "lr": optimizer.param_groups[0]["lr"],
-                         "train_loss": total / max(count, 1), "val_loss": val_loss,
-                         "val_dice": val_dice, "seconds": time.perf_counter() - t0})
-            log.info("epoch %d %s: train loss %.4f, val loss %.4f, val dice %.5f", epoch, phase,
-                     rows[-1]["train_loss"], val_loss, val_dice)
-            if val_dice > best["val_dice"]:
-                best = {"val_dice": val_dice, "epoch": epoch}
-                best_state = copy.deepcopy(model.state_dict())
-                stale = 0
-            else:
-                stale += 1
-                if stale >= cfg.early_stopping_patience:
-                    log.info("early stopping: no validation gain for %d epochs", stale)
-                    break
-    seconds = time.perf_counter() - start
-    history = pd.DataFrame(rows)
-    summary = {"best_val_dice": best["val_dice"], "best_epoch": best["epoch"],
-               "epochs_run": epoch, "train_seconds": round(seconds, 2),
-               "seconds_per_epoch": round(seconds / max(epoch, 1), 3), "device": str(device)}
-    return {k: v.detach().cpu() for k, v in best_state.items()}, history, summary
-
-
-def save_checkpoint(path: str | Path, state: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """Write weights plus a JSON-able description of the model (readable with weights_only)."""
-    json.dumps(meta)  # fail early on anything weights_only loading would refuse
-    with atomic_path(path) as tmp:
-        torch.save({"state_dict": state, "meta": meta}, tmp)
-
-
-def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a checkpoint safely (``weights_only=True``): no code is unpickled."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "meta" not in ckpt:
-        raise ValueError(f"{path}: not a carvana-pipeline checkpoint")
-    return ckpt["state_dict"], ckpt["meta"]
+    trainer = _Trainer(model, train_set, val_set, cfg, device=device, seed=seed,
+                       collate_fn=collate_fn)
+    fingerprint = _fingerprint(cfg, seed, params_hash, train_set, val_set)
+    saved = read_resume(resume_path, fingerprint) if resume_path is not None else None
+    if saved is not None:
+        try:
+            trainer.restore(saved)
+            log.info("%s: resuming from step %d (epoch %d)", resume_path, trainer.p.step,
+                     trainer.p.epoch)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+            log.warning("%s: cannot resume from it (%s); starting afresh", resume_path, err)
+            model.load_state_dict(trainer.initial_state)
+            trainer = _Trainer(model, train_set, val_set, cfg, device=device, seed=seed,
+                               collate_fn=collate_fn)
+    trainer.resume_path = Path(resume_path) if resume_path is not None else None
+    trainer.fingerprint, trainer.params_hash = fingerprint, params_hash
+    trainer.run(on_step)
+    return trainer.result()
