@@ -120,7 +120,7 @@ rule analysis_worst_predictions:
     input:
         unpack(get_data),
         per_image="results/metrics/{model}_per_image.csv",
-        preds="results/predict/{model}/train",
+        preds=lambda wc: get_val_pred(wc.model),
     output:
         png=report(
             "results/analysis/worst/{model}.png",
@@ -137,6 +137,7 @@ rule analysis_worst_predictions:
     wildcard_constraints:
         model=one_of(get_worst_models()),
     params:
+        name=lambda wc: wc.model,
         data_dir=DATA,
         k=WORST_K,
     log:
@@ -152,7 +153,7 @@ rule analysis_worst_predictions:
 
 rule analysis_bbox:
     input:
-        table="results/bbox/val_analysis.csv",
+        cuts="results/bbox/val_cuts.csv",
     output:
         png=report(
             "results/analysis/bbox.png",

@@ -33,9 +33,9 @@ def res(kind, key):
 
 
 def get_data(wildcards=None):
-    """The data folder as an input: the synthetic rule's output, or nothing (files are listed
-    by the rules that read them)."""
-    return {"data": DATA} if SYNTHETIC else {}
+    """The data folder as a dependency (`_data`, not passed to the stage): the synthetic rule's
+    output, or nothing (real files are listed by the rules that read them)."""
+    return {"_data": DATA} if SYNTHETIC else {}
 
 
 def get_ingest_input(wildcards):
@@ -51,10 +51,11 @@ def get_ingest_input(wildcards):
 
 
 def get_test_shard_images(wildcards):
-    """The images of one test shard, so that editing one image reruns only its shard."""
+    """The images of one test shard (`_images`, a dependency): editing one image reruns only
+    its shard."""
     if SYNTHETIC:
-        return [DATA]
-    return [f"{DATA}/test/{i}.jpg" for i in SHARDS[wildcards.shard]]
+        return {"_images": [DATA]}
+    return {"_images": [f"{DATA}/test/{i}.jpg" for i in SHARDS[wildcards.shard]]}
 
 
 def get_sample_submission():
@@ -72,6 +73,23 @@ def get_test_pred(source, shard):
     return f"results/predict/{source}/test/{shard}"
 
 
+def get_val_pred(model):
+    """A model's probabilities of the validation images: a ladder model predicts every train
+    image (`train_all`, for boxes and depth channels too), the others the validation fold."""
+    return f"results/predict/{model}/train_all" if model in LADDER else f"results/predict/{model}/val"
+
+
+def get_val_timing(model):
+    """The timing of a trained model's prediction of the validation images (see get_val_pred)."""
+    return get_val_pred(model) + "_timing.json"
+
+
+def get_resume(model):
+    """Where a training job keeps its resume checkpoint: outside the rule's outputs, so that
+    Snakemake keeps it when the job is killed or fails."""
+    return f"results/resume/{model}.pt"
+
+
 def get_train_summary(wildcards):
     """A trained model's training summary (the ensemble has none)."""
     if wildcards.model in TRAINED:
@@ -84,7 +102,7 @@ def get_tile_model_inputs(wildcards):
     spec = wf.model_spec(config, wildcards.model)
     inputs = {}
     if spec.get("depth_from"):
-        inputs["depth"] = f"results/predict/{spec['depth_from']}/train"
+        inputs["depth"] = f"results/predict/{spec['depth_from']}/train_all"
     if spec.get("init_from"):
         inputs["init"] = f"results/models/{spec['init_from']}/weights.pt"
     return inputs
@@ -98,7 +116,7 @@ def get_depth_input(split):
         if not source:
             return {}
         if split == "train":
-            return {"depth": f"results/predict/{source}/train"}
+            return {"depth": f"results/predict/{source}/train_all"}
         return {"depth": get_test_pred(source, wildcards.shard)}
 
     return inputs
@@ -107,7 +125,7 @@ def get_depth_input(split):
 def get_threshold_input():
     """The threshold analysis, when the submission threshold is the best on validation."""
     if config["submission"]["threshold"] == "best":
-        return {"threshold": "results/metrics/threshold.json"}
+        return {"threshold_choice": "results/metrics/threshold.json"}
     return {}
 
 

@@ -11,11 +11,11 @@ CUTOUT_SETTINGS = config.get("cutouts") or {}
 def get_cutout_shard_inputs(wildcards):
     """A shard's photos, the weights of every model of the chain, the chosen threshold."""
     inputs = {
-        "photos": list(CUTOUTS.shard_photos(wildcards.shard).values()),
-        "weights": list(CUTOUTS.weights().values()),
+        "_photos": list(CUTOUTS.shard_photos(wildcards.shard).values()),
+        "_weights": list(CUTOUTS.weights().values()),
     }
     if CUTOUTS.threshold == "best":
-        inputs["threshold"] = "results/metrics/threshold.json"
+        inputs["threshold_choice"] = "results/metrics/threshold.json"
     return inputs
 
 

@@ -1,7 +1,7 @@
 rule evaluate:
     input:
         unpack(get_data),
-        preds="results/predict/{model}/train",
+        preds=lambda wc: get_val_pred(wc.model),
         split="results/data/split.csv",
         ingest="results/data/ingest.json",
         train_summary=get_train_summary,
@@ -12,6 +12,7 @@ rule evaluate:
     wildcard_constraints:
         model=one_of(SCORED),
     params:
+        name=lambda wc: wc.model,
         data_dir=DATA,
     log:
         "logs/evaluate/{model}.log",
@@ -48,7 +49,7 @@ rule summary:
     input:
         metrics=expand("results/metrics/{model}.json", model=SCORED),
         train=expand("results/models/{model}/train.json", model=TRAINED),
-        timing=expand("results/predict/{model}/train_timing.json", model=TRAINED),
+        timing=[get_val_timing(m) for m in TRAINED],
     output:
         summary=report(
             "results/metrics/summary.csv",

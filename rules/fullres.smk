@@ -1,14 +1,16 @@
 rule boxes_train:
     input:
-        preds=f"results/predict/{BBOX_MODEL}/train",
+        preds=f"results/predict/{BBOX_MODEL}/train_all",
         split="results/data/split.csv",
         ingest="results/data/ingest.json",
     output:
         boxes="results/bbox/train.csv",
     params:
+        fold="all",
         tiles=config["tiles"],
         threshold=config["bbox"]["threshold"],
         margin=config["bbox"]["margin"],
+        max_fallback_fraction=config["bbox"]["max_fallback_fraction"],
     log:
         "logs/bbox/train.log",
     resources:
@@ -31,6 +33,7 @@ rule boxes_test:
         tiles=config["tiles"],
         threshold=config["bbox"]["threshold"],
         margin=config["bbox"]["margin"],
+        max_fallback_fraction=config["bbox"]["max_fallback_fraction"],
     log:
         "logs/bbox/test_{shard}.log",
     resources:
@@ -42,24 +45,24 @@ rule boxes_test:
         "../scripts/boxes.py"
 
 
-rule box_analysis:
+rule bbox_cuts:
     input:
         unpack(get_data),
         boxes="results/bbox/train.csv",
         split="results/data/split.csv",
     output:
-        analysis="results/bbox/val_analysis.csv",
+        cuts="results/bbox/val_cuts.csv",
     params:
         data_dir=DATA,
     log:
-        "logs/bbox/analysis.log",
+        "logs/bbox/val_cuts.log",
     resources:
         mem_mb=res("light", "mem_mb"),
         runtime=res("light", "runtime"),
     conda:
         ENV
     script:
-        "../scripts/box_analysis.py"
+        "../scripts/bbox_cuts.py"
 
 
 rule train_tiles:
@@ -77,12 +80,14 @@ rule train_tiles:
     wildcard_constraints:
         model=one_of(TILE_MODELS),
     params:
-        data_dir=DATA,
+        name=lambda wc: wc.model,
         spec=lambda wc: wf.model_spec(config, wc.model),
+        data_dir=DATA,
         tiles=config["tiles"],
         seed=config["seed"],
         device=config["device"],
         cpu_fallback=config["cpu_fallback"],
+        resume=lambda wc: get_resume(wc.model),
     log:
         "logs/train/{model}.log",
     benchmark:
@@ -107,21 +112,25 @@ rule predict_tiles_val:
         ingest="results/data/ingest.json",
         boxes="results/bbox/train.csv",
     output:
-        preds=directory("results/predict/{model}/train"),
-        timing="results/predict/{model}/train_timing.json",
+        preds=directory("results/predict/{model}/val"),
+        timing="results/predict/{model}/val_timing.json",
     wildcard_constraints:
         model=one_of(TILE_MODELS),
     params:
+        name=lambda wc: wc.model,
+        spec=lambda wc: wf.model_spec(config, wc.model),
         data_dir=DATA,
+        folder="train",
+        fold="val",
         tiles=config["tiles"],
-        batch_size=config["predict"]["batch_size"],
+        batch_size=config["predict"]["tile_batch_size"],
         tta_hflip=config["predict"]["tta_hflip"],
         device=config["device"],
         cpu_fallback=config["cpu_fallback"],
     log:
-        "logs/predict/{model}/train.log",
+        "logs/predict/{model}/val.log",
     benchmark:
-        "results/benchmarks/predict/{model}_train.tsv"
+        "results/benchmarks/predict/{model}_val.tsv"
     threads: 2
     resources:
         gpu=config["gpu"],
@@ -136,7 +145,7 @@ rule predict_tiles_val:
 rule predict_tiles_test:
     input:
         unpack(get_depth_input("test")),
-        images=get_test_shard_images,
+        unpack(get_test_shard_images),
         weights="results/models/{model}/weights.pt",
         ingest="results/data/ingest.json",
         boxes="results/bbox/test/{shard}.csv",
@@ -146,10 +155,13 @@ rule predict_tiles_test:
     wildcard_constraints:
         model=one_of(TILE_MODELS),
     params:
+        name=lambda wc: wc.model,
+        spec=lambda wc: wf.model_spec(config, wc.model),
         data_dir=DATA,
+        folder="test",
         ids=lambda wc: SHARDS[wc.shard],
         tiles=config["tiles"],
-        batch_size=config["predict"]["batch_size"],
+        batch_size=config["predict"]["tile_batch_size"],
         tta_hflip=config["predict"]["tta_hflip"],
         device=config["device"],
         cpu_fallback=config["cpu_fallback"],
@@ -171,13 +183,14 @@ rule predict_tiles_test:
 rule ensemble_val:
     input:
         unpack(get_data),
-        preds=expand("results/predict/{model}/train", model=ENSEMBLE),
+        member_preds=[get_val_pred(m) for m in ENSEMBLE],
         split="results/data/split.csv",
         ingest="results/data/ingest.json",
     output:
-        preds=directory("results/predict/ensemble/train"),
+        preds=directory("results/predict/ensemble/val"),
     params:
         members=ENSEMBLE,
+        fold="val",
     log:
         "logs/ensemble/val.log",
     resources:
@@ -191,7 +204,7 @@ rule ensemble_val:
 
 rule ensemble_test:
     input:
-        preds=lambda wc: [get_test_pred(m, wc.shard) for m in ENSEMBLE],
+        member_preds=lambda wc: [get_test_pred(m, wc.shard) for m in ENSEMBLE],
         ingest="results/data/ingest.json",
     output:
         preds=directory("results/predict/ensemble/test/{shard}"),

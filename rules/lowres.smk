@@ -10,11 +10,13 @@ rule train_lowres:
     wildcard_constraints:
         model=one_of(LADDER),
     params:
-        data_dir=DATA,
+        name=lambda wc: wc.model,
         spec=lambda wc: wf.model_spec(config, wc.model),
+        data_dir=DATA,
         seed=config["seed"],
         device=config["device"],
         cpu_fallback=config["cpu_fallback"],
+        resume=lambda wc: get_resume(wc.model),
     log:
         "logs/train/{model}.log",
     benchmark:
@@ -30,26 +32,30 @@ rule train_lowres:
         "../scripts/train_lowres.py"
 
 
-rule predict_lowres_train:
+rule predict_lowres_train_all:
     input:
         unpack(get_data),
         weights="results/models/{model}/weights.pt",
         split="results/data/split.csv",
     output:
-        preds=directory("results/predict/{model}/train"),
-        timing="results/predict/{model}/train_timing.json",
+        preds=directory("results/predict/{model}/train_all"),
+        timing="results/predict/{model}/train_all_timing.json",
     wildcard_constraints:
         model=one_of(LADDER),
     params:
+        name=lambda wc: wc.model,
+        spec=lambda wc: wf.model_spec(config, wc.model),
         data_dir=DATA,
+        folder="train",
+        fold="all",
         batch_size=config["predict"]["batch_size"],
         tta_hflip=config["predict"]["tta_hflip"],
         device=config["device"],
         cpu_fallback=config["cpu_fallback"],
     log:
-        "logs/predict/{model}/train.log",
+        "logs/predict/{model}/train_all.log",
     benchmark:
-        "results/benchmarks/predict/{model}_train.tsv"
+        "results/benchmarks/predict/{model}_train_all.tsv"
     threads: 2
     resources:
         gpu=config["gpu"],
@@ -63,16 +69,19 @@ rule predict_lowres_train:
 
 rule predict_lowres_test:
     input:
-        images=get_test_shard_images,
+        unpack(get_test_shard_images),
         weights="results/models/{model}/weights.pt",
-        ingest="results/data/ingest.json",
+        _ingest="results/data/ingest.json",
     output:
         preds=directory("results/predict/{model}/test/{shard}"),
         timing="results/predict/{model}/test_timing/{shard}.json",
     wildcard_constraints:
         model=one_of(LADDER),
     params:
+        name=lambda wc: wc.model,
+        spec=lambda wc: wf.model_spec(config, wc.model),
         data_dir=DATA,
+        folder="test",
         ids=lambda wc: SHARDS[wc.shard],
         batch_size=config["predict"]["batch_size"],
         tta_hflip=config["predict"]["tta_hflip"],

@@ -19,7 +19,7 @@ rule encode_shard:
         "../scripts/encode_shard.py"
 
 
-rule write_submission:
+rule gather_submission:
     input:
         unpack(get_data),
         shards=expand("results/submission/shards/{shard}.csv", shard=SHARDS),
@@ -28,14 +28,14 @@ rule write_submission:
     params:
         sample=get_sample_submission(),
     log:
-        "logs/submission/write.log",
+        "logs/submission/gather.log",
     resources:
         mem_mb=res("light", "mem_mb"),
         runtime=res("light", "runtime"),
     conda:
         ENV
     script:
-        "../scripts/write_submission.py"
+        "../scripts/gather_submission.py"
 
 
 rule check_submission:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 
 from carvana.bbox import Box, box_from_mask, box_from_prob, cut_stats
+from carvana.io import write_prob
 from carvana.tiling import tile_geometry, tile_rows
 
 FULL = (1918, 1280)  # (width, height)
@@ -150,3 +154,35 @@ def test_cut_stats() -> None:
     assert all(type(v) is int for v in stats.values())
     with pytest.raises(ValueError):
         cut_stats(mask, (5, 21))
+
+
+def _write_preds(pred_dir: Path, probs: dict[str, np.ndarray]) -> None:
+    pred_dir.mkdir(parents=True, exist_ok=True)
+    for image_id, prob in probs.items():
+        write_prob(pred_dir / f"{image_id}.png", prob)
+
+
+def test_boxes_stage_gate_stops_when_boxes_fall_back(tmp_path: Path) -> None:
+    """A box model that sees no car in most images stops the run, naming the share and a fix,
+    and writes no box CSV; at or below the allowed share it writes the boxes."""
+    from carvana.gates import GateError
+    from carvana.io import write_json
+    from carvana.stages import boxes_stage
+
+    ids = [f"0123456789ab_{k:02d}" for k in range(1, 5)]
+    car = np.zeros((16, 24), np.float32)
+    car[4:12, 6:18] = 0.9
+    ingest = tmp_path / "ingest.json"
+    write_json(ingest, {"width": 96, "height": 64})
+    preds = tmp_path / "preds"
+    _write_preds(preds, {i: (car if k == 0 else np.zeros_like(car)) for k, i in enumerate(ids)})
+    out = tmp_path / "boxes.csv"
+    with pytest.raises(GateError, match=r"3 of 4 bounding boxes \(75%\).*bbox.max_fallback"):
+        boxes_stage(preds=str(preds), ingest=str(ingest), ids=ids, tiles={"multiple": 16},
+                    threshold=0.5, margin=2, max_fallback_fraction=0.5, boxes=str(out))
+    assert not out.exists()
+    boxes_stage(preds=str(preds), ingest=str(ingest), ids=ids, tiles={"multiple": 16},
+                threshold=0.5, margin=2, max_fallback_fraction=0.75, boxes=str(out))
+    frame = pd.read_csv(out, dtype={"id": str})
+    assert frame["empty"].tolist() == [False, True, True, True]
+    assert (frame.loc[0, "r0"], frame.loc[0, "r1"]) == (16, 48)  # rows 4..12 of 16, x4

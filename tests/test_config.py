@@ -15,15 +15,15 @@ SCHEMA = str(REPO / "schemas" / "config.schema.yaml")
 
 
 def merged(preset: str | None) -> dict:
-    """config.yaml with a preset merged over it, as `--configfile` does, then validated."""
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    if preset:
-        config = wf.deep_merge(config, yaml.safe_load((REPO / "configs" / preset).read_text()))
+    """A preset as the Snakefile reads it: config.yaml without --configfile, else the preset
+    file alone (no merge over config.yaml), validated."""
+    path = REPO / "configs" / preset if preset else REPO / "config.yaml"
+    config = yaml.safe_load(path.read_text())
     validate(config, SCHEMA)
     return config
 
 
-@pytest.mark.parametrize("preset", [None, "tiny.yaml", "carvana-full.yaml"])
+@pytest.mark.parametrize("preset", [None, "tiny.yaml", "carvana-full.yaml", "carvana-cpu.yaml"])
 def test_presets_validate_and_hold_together(preset: str | None) -> None:
     config = merged(preset)
     wf.check_config(config)
@@ -32,15 +32,19 @@ def test_presets_validate_and_hold_together(preset: str | None) -> None:
         assert spec["train"]["epochs"] >= 1
 
 
-def test_merge_gives_the_intended_models() -> None:
+def test_presets_inherit_nothing() -> None:
+    """The two bugs of the key-by-key merge cannot come back: tiny's depth model does not start
+    from config.yaml's unet128, carvana-full's tile models keep their own learning rates."""
     tiny = merged("tiny.yaml")
-    assert wf.model_spec(tiny, "depth")["init_from"] is None
-    assert wf.model_spec(tiny, "depth")["train"]["epochs"] == 2
+    assert wf.model_spec(tiny, "depth").get("init_from") is None
+    assert wf.model_spec(tiny, "depth")["train"]["steps"] == 60
+    assert "unet128" not in tiny["models"]
     full = merged("carvana-full.yaml")
     for name in ("fullres", "depth"):
         assert wf.model_spec(full, name)["train"]["lr"] == 0.0001
     assert wf.model_spec(full, "depth")["init_from"] is None
-    assert wf.ensemble_members(full) == {"unet512": 0.5, "fullres": 0.5}
+    assert wf.ensemble_members(full) == {"effl2_tiles": 0.5, "effl2_depth": 0.5}
+    assert "unet32" not in full["models"]
 
 
 def test_cross_field_errors() -> None:

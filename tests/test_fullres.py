@@ -14,7 +14,7 @@ from carvana.bbox import boxes_from_predictions, read_bands
 from carvana.ensemble import ensemble_to_dir
 from carvana.fullres import TileDataset, collate_tiles, predict_tiles_to_dir
 from carvana.io import read_image, read_prob, write_prob
-from carvana.stages import threshold_stage
+from carvana.stages import thresholds_stage
 from carvana.tiling import tile_geometry
 
 
@@ -98,12 +98,37 @@ def test_read_bands(tmp_path: Path) -> None:
     assert read_bands([tmp_path / "b.csv"]) == {"0123456789ab_01": (3, 51)}
 
 
-def test_threshold_stage_fixed_or_best(tmp_path: Path) -> None:
+def test_thresholds_stage_fixed_or_best(tmp_path: Path) -> None:
     curve = pd.DataFrame({"threshold": [0.3, 0.4, 0.5, 0.6], "dice": [0.90, 0.95, 0.93, 0.80]})
     curve.to_csv(tmp_path / "a.csv", index=False)
-    threshold_stage({"a": str(tmp_path / "a.csv")}, "best", "a", str(tmp_path / "best.json"))
-    threshold_stage({"a": str(tmp_path / "a.csv")}, 0.5, "a", str(tmp_path / "fixed.json"))
+    for setting, out in (("best", "best.json"), (0.5, "fixed.json")):
+        thresholds_stage(curves=[str(tmp_path / "a.csv")], models=["a"], setting=setting,
+                         source="a", choice=str(tmp_path / out))
     best = json.loads((tmp_path / "best.json").read_text())
     assert best["threshold"] == 0.4 and best["best"]["a"]["dice"] == 0.95
     assert best["best"]["a"]["dice_at_0.5"] == 0.93
     assert json.loads((tmp_path / "fixed.json").read_text())["threshold"] == 0.5
+
+
+def test_random_crops_cut_image_and_mask_alike_and_reproducibly() -> None:
+    """Each tile gets its own window; image and mask are cut at the same place; the same seed
+    draws the same windows; a crop larger than the tile is an error."""
+    from carvana.fullres import RandomCrops
+
+    tile = 32
+    ramp = torch.arange(tile * tile, dtype=torch.int32).reshape(1, tile, tile)
+    base = [{"id": "x", "image": torch.stack([ramp, ramp + 5000]).repeat(1, 3, 1, 1),
+             "mask": torch.stack([ramp, ramp + 5000])}]
+    crops = RandomCrops(base, 8)
+    torch.manual_seed(0)
+    item = crops[0]
+    assert item["image"].shape == (2, 3, 8, 8) and item["mask"].shape == (2, 1, 8, 8)
+    for k in range(2):
+        assert torch.equal(item["image"][k, 0], item["mask"][k, 0])
+        top_left = int(item["mask"][k, 0, 0, 0]) - 5000 * k
+        y, x = divmod(top_left, tile)
+        assert torch.equal(item["mask"][k, 0], base[0]["mask"][k, 0, y:y + 8, x:x + 8])
+    torch.manual_seed(0)
+    assert torch.equal(crops[0]["image"], item["image"])
+    with pytest.raises(ValueError, match="crop 64 is larger than the 32px tiles"):
+        RandomCrops(base, 64)[0]

@@ -165,6 +165,8 @@ def test_real_masks_fit_the_band_and_round_trip() -> None:
         stats = cut_stats(mask, rows)
         assert stats["pixels_outside"] == 0, (path.name, stats)
         assert stats["rows_above"] == stats["rows_below"] == 0, (path.name, stats)
-        assert stats["mask_rows"] == box.height, path.name
+        # rows holding mask pixels: the whole box height, less any empty row inside it (a gap
+        # between the body and an antenna, say; seen on 0795e132d090_02)
+        assert 0.95 * box.height <= stats["mask_rows"] <= box.height, path.name
         out = stitch(cut_tiles(mask, rows, geom), rows, geom)
         np.testing.assert_array_equal(out, mask, err_msg=path.name)

@@ -28,8 +28,7 @@ from carvana.bbox import box_from_prob
 from carvana.gates import GateError
 from carvana.ingest import shards
 from carvana.io import DataError, atomic_path, read_json, resize_prob, write_frame, write_jpeg
-from carvana.stages import geometry
-from carvana.tiling import TileGeometry, cut_tiles, stitch, tile_rows
+from carvana.tiling import TileGeometry, cut_tiles, geometry, stitch, tile_rows
 
 if TYPE_CHECKING:
     import torch
@@ -356,7 +355,7 @@ def build_chain(*, weights: dict[str, str], source: str, ingest_json: str,
     dev = select_device(device, cpu_fallback)
     import torch
 
-    models = {name: load_model(path, dev) for name, path in weights.items()}
+    models = {name: load_model(path, dev, {"name": name}) for name, path in weights.items()}
     for module, _ in models.values():  # NHWC, as the prediction rules run them (faster on CPU)
         module.to(memory_format=torch.channels_last)
     info = read_json(ingest_json)

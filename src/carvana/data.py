@@ -17,6 +17,18 @@ from carvana.io import image_path, mask_path, read_image, read_mask, resize_mask
 log = logging.getLogger(__name__)
 
 
+def lowres_hw(size: int | list[int] | tuple[int, int]) -> tuple[int, int]:
+    """A low-res model's input (height, width): ``size`` is a side (square) or [height, width].
+
+    >>> lowres_hw(128), lowres_hw([320, 480])
+    ((128, 128), (320, 480))
+    """
+    if isinstance(size, int) and not isinstance(size, bool):
+        return size, size
+    height, width = (int(s) for s in size)
+    return height, width
+
+
 def load_resized(path: Path, size: tuple[int, int]) -> np.ndarray:
     """Decode an image (at a reduced JPEG scale when possible) and resize to (width, height)."""
     image = read_image(path, min_size=size)
@@ -26,15 +38,17 @@ def load_resized(path: Path, size: tuple[int, int]) -> np.ndarray:
 
 
 class LowResDataset(Dataset):
-    """Images (and masks) resized to ``size`` x ``size``: uint8 tensors (3,S,S) and (1,S,S),
-    read from disk item by item (wrap in ``cache_if_small`` to keep them in RAM)."""
+    """Images (and masks) resized to ``size`` (a side, or [height, width]): uint8 tensors
+    (3,H,W) and (1,H,W), read from disk item by item (wrap in ``cache_if_small`` to keep them
+    in RAM)."""
 
-    def __init__(self, data_dir: str | Path, split: str, ids: list[str], size: int,
-                 with_masks: bool = True) -> None:
+    def __init__(self, data_dir: str | Path, split: str, ids: list[str],
+                 size: int | list[int], with_masks: bool = True) -> None:
         self.data_dir = Path(data_dir)
         self.split = split
         self.ids = [validate_id(i) for i in ids]
-        self.size = (size, size)
+        height, width = lowres_hw(size)
+        self.size = (width, height)  # cv2 order
         self.with_masks = with_masks
 
     def __len__(self) -> int:

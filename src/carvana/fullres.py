@@ -71,6 +71,36 @@ class TileDataset(Dataset):
         return item
 
 
+class RandomCrops(Dataset):
+    """Random ``crop`` x ``crop`` windows of another tile dataset's tiles (each tile its own).
+
+    Training on crops of the full-resolution band costs a fraction of whole-tile steps in time
+    and memory; the network is fully convolutional, so prediction still runs on whole tiles.
+    The windows come from torch's global RNG, so a seeded (and resumed) run draws the same ones.
+    """
+
+    def __init__(self, base: Dataset, crop: int) -> None:
+        self.base, self.crop = base, int(crop)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        item = dict(self.base[index])
+        image, mask = item["image"], item["mask"]
+        size = image.shape[-1]
+        if self.crop > size:
+            raise ValueError(f"crop {self.crop} is larger than the {size}px tiles: lower "
+                             "`train: crop` or set it to null for whole tiles")
+        starts = torch.randint(0, size - self.crop + 1, (len(image), 2))
+        c = self.crop
+        item["image"] = torch.stack([t[:, y:y + c, x:x + c]
+                                     for t, (y, x) in zip(image, starts.tolist(), strict=True)])
+        item["mask"] = torch.stack([t[:, y:y + c, x:x + c]
+                                    for t, (y, x) in zip(mask, starts.tolist(), strict=True)])
+        return item
+
+
 def collate_tiles(batch: list[dict[str, torch.Tensor | str]]) -> dict[str, torch.Tensor | list]:
     """Flatten items of two tiles into one batch of 2N tiles (ids repeated)."""
     out: dict[str, torch.Tensor | list] = {
@@ -85,15 +115,19 @@ def collate_tiles(batch: list[dict[str, torch.Tensor | str]]) -> dict[str, torch
 def predict_tiles_to_dir(model: torch.nn.Module, dataset: TileDataset, out_dir: str | Path,
                          device: torch.device, batch_size: int = 4, tta_hflip: bool = False,
                          num_workers: int = 0) -> dict[str, float]:
-    """Predict both tiles of every image, stitch them, write full-size ``<id>.png`` maps."""
+    """Predict both tiles of every image, stitch them, write full-size ``<id>.png`` maps.
+
+    The model is switched to channels_last (in place) and so is each batch, on every device.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cuda = device.type == "cuda"
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         pin_memory=cuda, collate_fn=collate_tiles)
+    model.to(memory_format=torch.channels_last)  # in place, idempotent; see predict_to_dir
     start, n = time.perf_counter(), 0
     for batch in tqdm(loader, desc=f"predict tiles {out_dir}", mininterval=5):
-        x = to_input(batch["image"], device, cuda)
+        x = to_input(batch["image"], device, channels_last=True)
         prob = predict_probs(model, x, tta_hflip).squeeze(1).cpu().numpy()
         for k in range(0, len(prob), 2):
             image_id = batch["id"][k]

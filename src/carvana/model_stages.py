@@ -1,4 +1,8 @@
-"""Workflow stages that train or run models (they import torch; the light stages do not)."""
+"""Workflow stages that train or run models (they import torch; the light stages do not).
+
+Every stage takes keyword arguments only, named as the rule's inputs, params and outputs
+(``scripts/*.py`` pass them with ``carvana.snake.stage_kwargs``).
+"""
 
 from __future__ import annotations
 
@@ -9,54 +13,82 @@ import torch
 
 from carvana import plots
 from carvana.bbox import read_bands
-from carvana.data import LowResDataset, cache_if_small
+from carvana.checkpoint import clear_resume, load_checkpoint, params_hash, save_checkpoint
+from carvana.cutouts import cutouts_shard
+from carvana.data import LowResDataset, cache_if_small, lowres_hw
 from carvana.device import select_device
-from carvana.fullres import TileDataset, collate_tiles, predict_tiles_to_dir
+from carvana.fullres import RandomCrops, TileDataset, collate_tiles, predict_tiles_to_dir
+from carvana.gates import check_val_dice
 from carvana.io import write_frame, write_json
 from carvana.models import count_parameters, create_model, load_compatible_state
 from carvana.predict import load_model, predict_to_dir
-from carvana.stages import fold_ids, geometry
-from carvana.tiling import TileGeometry
-from carvana.training import TrainConfig, load_checkpoint, save_checkpoint, seed_everything, train
+from carvana.split import fold_ids, select_ids
+from carvana.tiling import TileGeometry, geometry
+from carvana.training import TrainConfig, seed_everything, train
 
 log = logging.getLogger(__name__)
 
 
-def train_lowres_stage(name: str, spec: dict[str, Any], data_dir: str, split_csv: str,
-                       seed: int, device: str, cpu_fallback: bool, weights: str, history: str,
-                       curve: str, summary: str) -> None:
-    """Train one low-resolution model on whole images squashed to spec['size']."""
+def _expected(name: str, spec: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """What a checkpoint of model ``name`` built from ``spec`` must say about itself."""
+    return {"name": name, "arch": spec["arch"], "params": spec["params"], **extra}
+
+
+def _finish(*, name: str, model: torch.nn.Module, result: tuple, cfg: TrainConfig,
+            meta: dict[str, Any], title: str, resume: str | None, weights: str, history: str,
+            curve: str, summary: str) -> None:
+    """Gate the trained model, then write weights, history, curve and summary; drop the resume
+    file. A model below ``min_val_dice`` writes nothing (its resume file stays for a rerun)."""
+    state, hist, info = result
+    check_val_dice(name, info["best_val_dice"], cfg.min_val_dice, info.get("steps", 0))
+    save_checkpoint(weights, state, meta)
+    write_frame(hist, history, float_format="%.6f")
+    plots.learning_curve(hist, title, curve)
+    write_json(summary, {"model": name, **meta, "parameters": count_parameters(model), **info})
+    if resume:
+        clear_resume(resume)
+
+
+def train_lowres_stage(*, name: str, spec: dict[str, Any], data_dir: str, split: str,
+                       seed: int, device: str, cpu_fallback: bool, resume: str | None,
+                       weights: str, history: str, curve: str, summary: str) -> None:
+    """Train one low-resolution model on whole images resized to spec['size']."""
     cfg = TrainConfig.from_dict(spec["train"])
     dev = select_device(device, cpu_fallback)
-    size = int(spec["size"])
-    train_ids, val_ids = fold_ids(split_csv, "train"), fold_ids(split_csv, "val")
+    height, width = lowres_hw(spec["size"])
+    train_ids, val_ids = fold_ids(split, "train"), fold_ids(split, "val")
     train_set, val_set = cache_if_small(
-        [LowResDataset(data_dir, "train", ids, size) for ids in (train_ids, val_ids)],
-        item_bytes=size * size * 4, cache_mb=cfg.cache_mb)
+        [LowResDataset(data_dir, "train", ids, spec["size"]) for ids in (train_ids, val_ids)],
+        item_bytes=height * width * 4, cache_mb=cfg.cache_mb)
     seed_everything(seed)  # the initial weights too
     model = create_model(spec["arch"], in_channels=3, **spec["params"])
     model.check_input_shape(train_set[0]["image"][None].float())
     log.info("%s: %s, %d parameters, %d train / %d val images at %dx%d on %s", name,
-             spec["arch"], count_parameters(model), len(train_set), len(val_set), size, size, dev)
-    state, hist, result = train(model, train_set, val_set, cfg, dev, seed)
+             spec["arch"], count_parameters(model), len(train_set), len(val_set), width, height,
+             dev)
+    hashed = params_hash({"spec": spec, "seed": seed, "train": train_ids, "val": val_ids})
+    result = train(model, train_set, val_set, cfg, dev, seed, resume_path=resume,
+                   params_hash=hashed)
     meta = {"name": name, "arch": spec["arch"], "in_channels": 3, "params": spec["params"],
-            "input": "lowres", "size": size}
-    save_checkpoint(weights, state, meta)
-    write_frame(hist, history, float_format="%.6f")
-    plots.learning_curve(hist, f"{name}: {spec['arch']} at {size}x{size}", curve)
-    write_json(summary, {"model": name, **meta, "parameters": count_parameters(model), **result})
+            "input": "lowres", "size": spec["size"], "params_hash": hashed}
+    _finish(name=name, model=model, result=result, cfg=cfg, meta=meta, resume=resume,
+            title=f"{name}: {spec['arch']} at {width}x{height}", weights=weights,
+            history=history, curve=curve, summary=summary)
 
 
-def predict_lowres_stage(weights: str, data_dir: str, split: str, ids: list[str], out_dir: str,
-                         batch_size: int, tta_hflip: bool, device: str, cpu_fallback: bool,
-                         timing: str | None = None) -> None:
-    """Predict ``ids`` of ``split`` ('train' or 'test') with a low-res model into ``out_dir``."""
+def predict_lowres_stage(*, name: str, spec: dict[str, Any], weights: str, data_dir: str,
+                         folder: str, ids: list[str] | None = None, split: str | None = None,
+                         fold: str | None = None, batch_size: int, tta_hflip: bool,
+                         device: str, cpu_fallback: bool, preds: str, timing: str) -> None:
+    """Predict a test shard's ``ids`` or a ``fold`` of the train images (images read from
+    ``folder``: 'train' or 'test') with a low-res model."""
     dev = select_device(device, cpu_fallback)
-    model, meta = load_model(weights, dev)
-    dataset = LowResDataset(data_dir, split, ids, int(meta["size"]), with_masks=False)
-    stats = predict_to_dir(model, dataset, out_dir, dev, batch_size, tta_hflip)
-    if timing:
-        write_json(timing, {"model": meta["name"], "split": split, **stats})
+    model, meta = load_model(weights, dev, _expected(name, spec, input="lowres",
+                                                     size=spec["size"]))
+    chosen = select_ids(ids=ids, split=split, fold=fold)
+    dataset = LowResDataset(data_dir, folder, chosen, meta["size"], with_masks=False)
+    stats = predict_to_dir(model, dataset, preds, dev, batch_size, tta_hflip)
+    write_json(timing, {"model": name, "folder": folder, **stats})
 
 
 def _tile_dataset(data_dir: str, split: str, ids: list[str], boxes_csvs: list[str],
@@ -64,54 +96,80 @@ def _tile_dataset(data_dir: str, split: str, ids: list[str], boxes_csvs: list[st
     return TileDataset(data_dir, split, ids, read_bands(boxes_csvs), geom, with_masks, depth_dir)
 
 
-def train_tiles_stage(name: str, spec: dict[str, Any], data_dir: str, split_csv: str,
-                      ingest_json: str, boxes_csv: str, tiles: dict[str, Any],
-                      depth_dir: str | None, init_weights: str | None, seed: int, device: str,
-                      cpu_fallback: bool, weights: str, history: str, curve: str,
+def _init_tile_model(model: torch.nn.Module, init: str | None, spec: dict[str, Any]) -> None:
+    """Start from another model's weights (checked to be that model), widening 3 -> 4 channels."""
+    if not init:
+        return
+    state, _ = load_checkpoint(init, {"name": spec["init_from"]})
+    skipped = load_compatible_state(model, state)
+    log.info("initialised from %s (%d tensors not loaded)", init, len(skipped))
+
+
+def train_tiles_stage(*, name: str, spec: dict[str, Any], data_dir: str, split: str,
+                      ingest: str, boxes: str, tiles: dict[str, Any], depth: str | None = None,
+                      init: str | None = None, seed: int, device: str, cpu_fallback: bool,
+                      resume: str | None, weights: str, history: str, curve: str,
                       summary: str) -> None:
-    """Train a model on full-resolution tiles (3 channels, or 4 with a depth channel)."""
+    """Train a model on full-resolution tiles (3 channels, or 4 with a depth channel), on
+    random ``train: crop`` windows of them when set (validation on whole tiles)."""
     cfg = TrainConfig.from_dict(spec["train"])
     dev = select_device(device, cpu_fallback)
-    geom = geometry(ingest_json, tiles)
-    in_channels = 4 if depth_dir else 3
-    train_ids, val_ids = fold_ids(split_csv, "train"), fold_ids(split_csv, "val")
+    geom = geometry(ingest, tiles)
+    in_channels = 4 if depth else 3
+    train_ids, val_ids = fold_ids(split, "train"), fold_ids(split, "val")
     sets = cache_if_small(
-        [_tile_dataset(data_dir, "train", ids, [boxes_csv], geom, True, depth_dir)
+        [_tile_dataset(data_dir, "train", ids, [boxes], geom, True, depth)
          for ids in (train_ids, val_ids)],
         item_bytes=2 * geom.tile * geom.tile * (in_channels + 1), cache_mb=cfg.cache_mb)
     seed_everything(seed)  # the initial weights too
     model = create_model(spec["arch"], in_channels=in_channels, **spec["params"])
-    model.check_input_shape(torch.zeros(1, in_channels, geom.tile, geom.tile))
-    if init_weights:
-        state, _ = load_checkpoint(init_weights)
-        skipped = load_compatible_state(model, state)
-        log.info("initialised from %s (%d tensors not loaded)", init_weights, len(skipped))
-    log.info("%s: %s, %d parameters, %d channels, tiles %dx%d (overlap %d) of %dx%d images, "
-             "%d train / %d val images on %s", name, spec["arch"], count_parameters(model),
-             in_channels, geom.tile, geom.tile, geom.overlap, geom.width, geom.height,
-             len(train_ids), len(val_ids), dev)
-    state, hist, result = train(model, sets[0], sets[1], cfg, dev, seed, collate_fn=collate_tiles)
+    model.check_input_shape(torch.zeros(1, in_channels, cfg.crop or geom.tile,
+                                        cfg.crop or geom.tile))
+    _init_tile_model(model, init, spec)
+    log.info("%s: %s, %d parameters, %d channels, tiles %dx%d (overlap %d, training crops %s) "
+             "of %dx%d images, %d train / %d val images on %s", name, spec["arch"],
+             count_parameters(model), in_channels, geom.tile, geom.tile, geom.overlap,
+             cfg.crop or "none", geom.width, geom.height, len(train_ids), len(val_ids), dev)
+    hashed = params_hash({"spec": spec, "seed": seed, "tiles": tiles, "tile": geom.tile,
+                          "train": train_ids, "val": val_ids})
+    train_set = RandomCrops(sets[0], cfg.crop) if cfg.crop else sets[0]
+    result = train(model, train_set, sets[1], cfg, dev, seed, collate_fn=collate_tiles,
+                   resume_path=resume, params_hash=hashed)
     meta = {"name": name, "arch": spec["arch"], "in_channels": in_channels,
             "params": spec["params"], "input": "tiles", "tile": geom.tile,
-            "depth_from": spec.get("depth_from"), "init_from": spec.get("init_from")}
-    save_checkpoint(weights, state, meta)
-    write_frame(hist, history, float_format="%.6f")
-    plots.learning_curve(hist, f"{name}: {spec['arch']} on {geom.tile}x{geom.tile} tiles", curve)
-    write_json(summary, {"model": name, **meta, "parameters": count_parameters(model), **result})
+            "depth_from": spec.get("depth_from"), "init_from": spec.get("init_from"),
+            "crop": cfg.crop, "params_hash": hashed}
+    _finish(name=name, model=model, result=result, cfg=cfg, meta=meta, resume=resume,
+            title=f"{name}: {spec['arch']} on {geom.tile}x{geom.tile} tiles", weights=weights,
+            history=history, curve=curve, summary=summary)
 
 
-def predict_tiles_stage(weights: str, data_dir: str, split: str, ids: list[str],
-                        boxes_csvs: list[str], ingest_json: str, tiles: dict[str, Any],
-                        depth_dir: str | None, out_dir: str, batch_size: int, tta_hflip: bool,
-                        device: str, cpu_fallback: bool, timing: str | None = None) -> None:
-    """Predict ``ids`` tile by tile and write stitched full-size probability maps."""
+def predict_tiles_stage(*, name: str, spec: dict[str, Any], weights: str, data_dir: str,
+                        folder: str, ids: list[str] | None = None, split: str | None = None,
+                        fold: str | None = None, boxes: str, ingest: str,
+                        tiles: dict[str, Any], depth: str | None = None, batch_size: int,
+                        tta_hflip: bool, device: str, cpu_fallback: bool, preds: str,
+                        timing: str) -> None:
+    """Predict a test shard's ``ids`` or a ``fold`` of the train images tile by tile and write
+    stitched full-size probability maps. ``batch_size`` counts images (two tiles each)."""
     dev = select_device(device, cpu_fallback)
-    model, meta = load_model(weights, dev)
-    geom = geometry(ingest_json, tiles)
-    if meta["tile"] != geom.tile:
-        raise ValueError(f"{weights} was trained on {meta['tile']}px tiles, the data needs "
-                         f"{geom.tile}px")
-    dataset = _tile_dataset(data_dir, split, ids, boxes_csvs, geom, False, depth_dir)
-    stats = predict_tiles_to_dir(model, dataset, out_dir, dev, max(1, batch_size // 2), tta_hflip)
-    if timing:
-        write_json(timing, {"model": meta["name"], "split": split, **stats})
+    geom = geometry(ingest, tiles)
+    model, _ = load_model(weights, dev, _expected(
+        name, spec, input="tiles", tile=geom.tile, in_channels=4 if depth else 3))
+    chosen = select_ids(ids=ids, split=split, fold=fold)
+    dataset = _tile_dataset(data_dir, folder, chosen, [boxes], geom, False, depth)
+    stats = predict_tiles_to_dir(model, dataset, preds, dev, batch_size, tta_hflip)
+    write_json(timing, {"model": name, "folder": folder, **stats})
+
+
+def cutouts_shard_stage(*, photos: dict[str, str], weights: dict[str, str], ingest: str,
+                        source: str, members: dict[str, float], bbox: dict[str, Any],
+                        tiles: dict[str, Any], threshold: float | str,
+                        threshold_choice: str | None = None, tta_hflip: bool, device: str,
+                        cpu_fallback: bool, max_empty_fraction: float, cutouts: str) -> None:
+    """One shard of a person's photos through the chain of ``source`` (masks, RGBA PNGs)."""
+    cutouts_shard(photos=photos, weights=weights, ingest_json=ingest, source=source,
+                  members=members, bbox=bbox, tiles=tiles, threshold=threshold,
+                  threshold_json=threshold_choice, tta_hflip=tta_hflip, device=device,
+                  cpu_fallback=cpu_fallback, max_empty_fraction=max_empty_fraction,
+                  out_dir=cutouts)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -22,3 +24,20 @@ def split_by_car(table: pd.DataFrame, val_fraction: float, seed: int) -> pd.Data
     out = table[["id", "car"]].copy()
     out["fold"] = np.where(out["car"].isin(val), "val", "train")
     return out
+
+
+def fold_ids(split_csv: str | Path, fold: str = "all") -> list[str]:
+    """Ids of one fold of ``split.csv`` ('train', 'val', or 'all'), in file order."""
+    if fold not in ("train", "val", "all"):
+        raise ValueError(f"fold must be 'train', 'val' or 'all', got {fold!r}")
+    folds = pd.read_csv(split_csv, dtype=str)
+    return folds["id"].tolist() if fold == "all" else folds.loc[folds["fold"] == fold, "id"].tolist()
+
+
+def select_ids(*, ids: list[str] | None = None, split: str | Path | None = None,
+               fold: str | None = None) -> list[str]:
+    """The images a stage works on: a test shard's ``ids``, or ``fold`` of ``split``.csv
+    (the rule says which: one or the other, never both)."""
+    if (ids is None) == (split is None or fold is None):
+        raise ValueError("give either ids (a test shard) or split and fold (train images)")
+    return list(ids) if ids is not None else fold_ids(split, fold)

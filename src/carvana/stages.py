@@ -1,114 +1,160 @@
-"""One function per light workflow stage: file paths in, file paths out (no torch import).
+"""One function per light workflow stage: file paths in, file paths out (no torch, no
+matplotlib: a test checks ``sys.modules``).
 
-The stages that train or run models are in ``carvana.model_stages``.
+Every stage takes keyword arguments only, named as its rule's inputs, params and outputs;
+``scripts/<rule>.py`` calls ``<rule>_stage(**stage_kwargs(snakemake))``. The stages that train
+or run models are in ``carvana.model_stages``, the figures in ``carvana.figure_stages``.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from carvana.analysis import comparison_table
 from carvana.bbox import box_analysis, boxes_from_predictions
+from carvana.comparison import comparison_table
 from carvana.ensemble import ensemble_to_dir
 from carvana.evaluation import evaluate_predictions, write_evaluation
+from carvana.gates import check_box_fallbacks
+from carvana.ingest import ingest
 from carvana.io import read_json, write_frame, write_json
-from carvana.split import split_by_car
-from carvana.tiling import TileGeometry, tile_geometry
+from carvana.split import fold_ids, select_ids, split_by_car
+from carvana.submission import check_submission, encode_shard, gather
+from carvana.tiling import geometry
 
 log = logging.getLogger(__name__)
 
 
-def split_stage(train_csv: str, out_csv: str, val_fraction: float, seed: int) -> None:
+# --- data ----------------------------------------------------------------------------------
+
+def synthetic_data_stage(*, synthetic: dict[str, Any], data: str, truth: str,
+                         threads: int = 1) -> None:
+    """Generate the synthetic data set in the Kaggle layout, its test masks beside it."""
+    from carvana.synthetic import SyntheticConfig, generate
+
+    generate(Path(data), Path(truth).parent, SyntheticConfig(**synthetic), threads=threads)
+
+
+def ingest_stage(*, data_dir: str, train: str, summary: str, threads: int = 1) -> None:
+    """Check the whole data folder; write the train table and a summary."""
+    ingest(data_dir, train, summary, threads=threads)
+
+
+def split_stage(*, train: str, val_fraction: float, seed: int, split: str) -> None:
     """Group the train images by car into train and validation folds."""
-    folds = split_by_car(pd.read_csv(train_csv, dtype=str), val_fraction, seed)
-    write_frame(folds, out_csv)
+    folds = split_by_car(pd.read_csv(train, dtype=str), val_fraction, seed)
+    write_frame(folds, split)
     log.info("split: %s", folds.groupby("fold")["car"].nunique().to_dict())
 
 
-def fold_ids(split_csv: str, fold: str | None = None) -> list[str]:
-    """Ids of one fold ('train', 'val'), or all, in file order."""
-    folds = pd.read_csv(split_csv, dtype=str)
-    return folds["id"].tolist() if fold is None else folds.loc[folds["fold"] == fold, "id"].tolist()
+# --- the full-resolution branch ------------------------------------------------------------
+
+def boxes_stage(*, preds: str, ingest: str, ids: list[str] | None = None,
+                split: str | None = None, fold: str | None = None, tiles: dict[str, Any],
+                threshold: float, margin: int, max_fallback_fraction: float,
+                boxes: str) -> None:
+    """Bounding boxes and tile bands of a test shard's ``ids`` or a ``fold`` of the train
+    images, from a low-res model's predictions; a gate on boxes that fell back to the frame."""
+    chosen = select_ids(ids=ids, split=split, fold=fold)
+    frame = boxes_from_predictions(preds, chosen, geometry(ingest, tiles), threshold, margin)
+    if frame["empty"].any():
+        log.warning("%d images with an empty prediction get a centred band",
+                    int(frame["empty"].sum()))
+    check_box_fallbacks(frame, preds, max_fallback_fraction)
+    write_frame(frame, boxes)
 
 
-def evaluate_stage(name: str, pred_dir: str, data_dir: str, split_csv: str, ingest_json: str,
-                   train_summary: str | None, out_json: str, out_csv: str,
-                   out_thresholds: str) -> None:
+def bbox_cuts_stage(*, boxes: str, data_dir: str, split: str, cuts: str) -> None:
+    """How the tile bands cut the true masks of the validation images."""
+    frame = box_analysis(pd.read_csv(boxes, dtype={"id": str}), data_dir, fold_ids(split, "val"))
+    write_frame(frame, cuts)
+    log.info("band cuts %d of %d validation masks", int((frame["pixels_outside"] > 0).sum()),
+             len(frame))
+
+
+def ensemble_stage(*, member_preds: list[str], members: dict[str, float], ingest: str,
+                   ids: list[str] | None = None, split: str | None = None,
+                   fold: str | None = None, preds: str) -> None:
+    """Weighted average of the members' probabilities (``member_preds`` in ``members`` order)."""
+    info = read_json(ingest)
+    spec = {name: (d, w) for (name, w), d in zip(members.items(), member_preds, strict=True)}
+    ensemble_to_dir(spec, select_ids(ids=ids, split=split, fold=fold),
+                    (info["width"], info["height"]), preds)
+
+
+# --- evaluation ----------------------------------------------------------------------------
+
+def evaluate_stage(*, name: str, preds: str, data_dir: str, split: str, ingest: str,
+                   train_summary: str | None = None, metrics: str, per_image: str,
+                   thresholds: str) -> None:
     """Score a model's validation predictions at model and full resolution."""
-    info = read_json(ingest_json)
-    per_image, curve = evaluate_predictions(pred_dir, data_dir, fold_ids(split_csv, "val"),
-                                            (info["width"], info["height"]))
+    info = read_json(ingest)
+    table, curve = evaluate_predictions(preds, data_dir, fold_ids(split, "val"),
+                                        (info["width"], info["height"]))
     extra = {}
     if train_summary:
         t = read_json(train_summary)
         extra = {k: t[k] for k in ("arch", "parameters", "train_seconds", "best_epoch", "size")
                  if k in t}
-    summary = write_evaluation(per_image, curve, name, out_json, out_csv, out_thresholds, extra)
+    summary = write_evaluation(table, curve, name, metrics, per_image, thresholds, extra)
     log.info("%s", summary)
 
 
-# --- the full-resolution branch ------------------------------------------------------------
-
-def geometry(ingest_json: str, tiles: dict[str, Any]) -> TileGeometry:
-    """Tile geometry for the data's image size and the config's `tiles:` settings."""
-    info = read_json(ingest_json)
-    return tile_geometry(info["width"], info["height"], tiles.get("size"),
-                         tiles.get("multiple", 32), tiles.get("min_overlap", 0))
-
-
-def boxes_stage(pred_dir: str, ids: list[str], ingest_json: str, tiles: dict[str, Any],
-                threshold: float, margin: int, out_csv: str) -> None:
-    """Bounding boxes and tile bands of ``ids`` from a low-res model's predictions."""
-    frame = boxes_from_predictions(pred_dir, ids, geometry(ingest_json, tiles), threshold, margin)
-    if frame["empty"].any():
-        log.warning("%d images with an empty prediction get a centred band",
-                    int(frame["empty"].sum()))
-    write_frame(frame, out_csv)
-
-
-def box_analysis_stage(boxes_csv: str, data_dir: str, split_csv: str, out_csv: str) -> None:
-    """How the bands cut the true masks of the validation images."""
-    boxes = pd.read_csv(boxes_csv, dtype={"id": str})
-    frame = box_analysis(boxes, data_dir, fold_ids(split_csv, "val"))
-    write_frame(frame, out_csv)
-    log.info("band cuts %d of %d validation masks", int((frame["pixels_outside"] > 0).sum()),
-             len(frame))
-
-
-def ensemble_stage(members: dict[str, float], pred_dirs: list[str], ids: list[str],
-                   ingest_json: str, out_dir: str) -> None:
-    """Weighted average of the members' probabilities (``pred_dirs`` in ``members`` order)."""
-    info = read_json(ingest_json)
-    spec = {name: (d, w) for (name, w), d in zip(members.items(), pred_dirs, strict=True)}
-    ensemble_to_dir(spec, ids, (info["width"], info["height"]), out_dir)
-
-
-def threshold_stage(curves: dict[str, str], setting: float | str, source: str,
-                    out_json: str) -> None:
+def thresholds_stage(*, curves: list[str], models: list[str], setting: float | str,
+                     source: str, choice: str) -> None:
     """Every model's best threshold on validation, and the submission's threshold."""
-    frames = {name: pd.read_csv(path) for name, path in curves.items()}
+    frames = {name: pd.read_csv(path) for name, path in zip(models, curves, strict=True)}
     best = {n: f.loc[f["dice"].idxmax()] for n, f in frames.items()}
     chosen = float(best[source]["threshold"]) if setting == "best" else float(setting)
     at_05 = {n: float(np.interp(0.5, f["threshold"], f["dice"])) for n, f in frames.items()}
-    write_json(out_json, {
+    write_json(choice, {
         "source": source, "setting": setting, "threshold": chosen,
         "best": {n: {"threshold": float(b["threshold"]), "dice": round(float(b["dice"]), 6),
                      "dice_at_0.5": round(at_05[n], 6)} for n, b in best.items()},
     })
 
 
-def summary_stage(metrics: dict[str, str], train_summaries: dict[str, str],
-                  timings: dict[str, str], out_csv: str) -> None:
+def summary_stage(*, metrics: list[str], train: list[str], timing: list[str],
+                  scored: list[str], trained: list[str], summary: str) -> None:
     """The model comparison table plus input channels, tile, epochs and prediction time/image."""
-    table = comparison_table(list(metrics.values()), list(train_summaries.values()))
-    trained = {name: read_json(path) for name, path in train_summaries.items()}
-    per_image = {name: read_json(path)["seconds_per_image"] for name, path in timings.items()}
-    for key in ("in_channels", "tile", "epochs_run"):
-        table[key] = [trained.get(m, {}).get(key) for m in table["model"]]
+    table = comparison_table(metrics, train)
+    info = {name: read_json(path) for name, path in zip(trained, train, strict=True)}
+    per_image = {name: read_json(path)["seconds_per_image"]
+                 for name, path in zip(trained, timing, strict=True)}
+    for key in ("in_channels", "tile", "epochs_run", "steps"):
+        table[key] = [info.get(m, {}).get(key) for m in table["model"]]
     table["predict_seconds_per_image"] = table["model"].map(per_image).round(4)
-    write_frame(table, out_csv, float_format="%.6g")
+    write_frame(table, summary, float_format="%.6g")
     log.info("\n%s", table.to_string(index=False))
+
+
+# --- the submission ------------------------------------------------------------------------
+
+def encode_shard_stage(*, preds: str, ingest: str, ids: list[str], threshold: float | str,
+                       threshold_choice: str | None = None, csv: str) -> None:
+    """Threshold and run-length encode one test shard (``best``: the threshold analysis's)."""
+    info = read_json(ingest)
+    if threshold == "best":
+        threshold = read_json(threshold_choice)["threshold"]
+    encode_shard(preds, ids=list(ids), size=(info["width"], info["height"]),
+                 threshold=float(threshold), out_csv=csv)
+
+
+def gather_submission_stage(*, shards: list[str], sample: str, submission: str) -> None:
+    """The encoded shards as results/submission.csv.gz, in sample_submission order (the gzip is
+    byte-identical for equal rows: no file name and mtime 0 in its header)."""
+    gather(shards, sample_submission=sample, out_gz=submission)
+
+
+def check_submission_stage(*, submission: str, ingest: str, sample: str,
+                           truth: str | None = None, max_empty_fraction: float,
+                           check: str) -> None:
+    """Decode the submission back, count empty masks, score it against kept truth; fail (and
+    write no JSON) when more than ``max_empty_fraction`` of the masks are empty."""
+    info = read_json(ingest)
+    check_submission(submission, sample, shape=(info["height"], info["width"]), truth=truth,
+                     out_json=check, max_empty_fraction=float(max_empty_fraction))

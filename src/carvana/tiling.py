@@ -9,8 +9,12 @@ the mirror, keeps each tile's own part, averages the overlap and leaves zeros ou
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from carvana.io import read_json
 
 
 @dataclass(frozen=True)
@@ -146,3 +150,10 @@ def stitch(tiles: np.ndarray, rows: tuple[int, int], geom: TileGeometry) -> np.n
     out[a:b, t:] = right[:, t - c :]
     out[a:b, c:t] = (left[:, c:] + right[:, : t - c]) * np.float32(0.5)
     return out
+
+
+def geometry(ingest_json: str | Path, tiles: dict[str, Any]) -> TileGeometry:
+    """Tile geometry for the data's image size (from ingest.json) and config `tiles:`."""
+    info = read_json(ingest_json)
+    return tile_geometry(info["width"], info["height"], tiles.get("size"),
+                         tiles.get("multiple", 32), tiles.get("min_overlap", 0))
