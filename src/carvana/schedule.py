@@ -6,13 +6,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch.utils.data import Sampler
-
-if TYPE_CHECKING:
-    from carvana.training import TrainConfig
 
 SCHEDULES = ("plateau", "cosine", "onecycle")
 ONECYCLE_START = 1 / 25  # one-cycle's first learning rate as a fraction of lr (torch's default)
@@ -79,7 +76,19 @@ class Phase:
     warmup: int
 
 
-def plan_phases(cfg: TrainConfig, steps_per_epoch: int) -> list[Phase]:
+class PhaseSettings(Protocol):
+    """What ``plan_phases`` reads of a ``carvana.training.TrainConfig`` (no upward import)."""
+
+    steps: int | None
+    epochs: int
+    lr: float
+    schedule: str
+    warmup_steps: int
+    fine_tune_epochs: int
+    fine_tune_lr_factor: float
+
+
+def plan_phases(cfg: PhaseSettings, steps_per_epoch: int) -> list[Phase]:
     """The main phase (``steps``, or ``epochs`` x steps per epoch) and the optional fine-tune:
     ``fine_tune_epochs`` x steps per epoch more, at lr x fine_tune_lr_factor, constant (plateau
     cuts if the schedule is plateau), from the main phase's best weights and a new optimizer."""

@@ -51,6 +51,9 @@ from carvana.schedule import (
     plan_phases,
 )
 
+# to_input lives in carvana.tensors; predict, fullres and cutouts still import it from here.
+from carvana.tensors import to_input
+
 log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = ["step", "epoch", "phase", "lr", "train_loss", "val_loss", "val_dice",
@@ -187,13 +190,6 @@ class Augmenter(nn.Module):
             rgb = self.colour(image[:, :3]).clamp(0, 1)
             image = torch.cat([rgb, image[:, 3:]], 1) if image.shape[1] > 3 else rgb
         return image, (mask >= 0.5).float()
-
-
-def to_input(batch_image: torch.Tensor, device: torch.device,
-             channels_last: bool = True) -> torch.Tensor:
-    """uint8 (N,C,H,W) -> float [0,1] on the device (channels_last: faster on CPU and GPU)."""
-    x = batch_image.to(device, non_blocking=True).float().div_(255.0)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 def make_optimizer(name: str, params: Any, lr: float, weight_decay: float) -> torch.optim.Optimizer:

@@ -164,7 +164,9 @@ class Tiramisu(SegmentationModel):
     ``up_blocks`` defaults to ``down_blocks`` reversed; stride is ``2 ** len(down_blocks)``.
     """
 
-    def __init__(
+    # Each parameter is a config key of `params:` and of a checkpoint's saved config; the
+    # registry reads them from this signature (arch_params), so they stay flat.
+    def __init__(  # noqa: PLR0913
         self,
         in_channels: int = 3,
         classes: int = 1,
