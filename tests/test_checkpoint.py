@@ -24,7 +24,7 @@ from carvana.checkpoint import (
     params_hash,
     save_checkpoint,
 )
-from carvana.training import TrainConfig, train
+from carvana.training import Resume, TrainConfig, TrainData, train
 
 CHILD = Path(__file__).with_name("train_child.py")
 META = {"name": "unet32", "arch": "unet", "params": {"initial_filters": 4, "depth": 2},
@@ -200,8 +200,9 @@ def _run(resume: Path, phash: str, crash_at: int | None = None,
 
     cfg = TrainConfig.from_dict({**RESUME_CFG, "steps": 6, "fine_tune_epochs": 0})
     try:
-        _, _, summary = train(tiny_model(), Blobs(16, 0), Blobs(4, 1), cfg, torch.device("cpu"),
-                              1, resume_path=resume, params_hash=phash, on_step=on_step)
+        _, _, summary = train(tiny_model(), TrainData(Blobs(16, 0), Blobs(4, 1)), cfg,
+                              torch.device("cpu"), 1, resume=Resume(resume, phash),
+                              on_step=on_step)
     except KeyboardInterrupt:
         return steps, None
     return steps, summary

@@ -183,13 +183,14 @@ CHAIN = {"source": "ensemble", "members": {"tiles": 0.5, "low": 0.5},
 
 def test_chain_writes_masks_and_rgba_at_each_photos_size(tmp_path: Path) -> None:
     weights, ingest, photos = _tiny_models(tmp_path), _ingest(tmp_path), _photos(tmp_path / "in")
-    chain = cut.build_chain(weights=weights, ingest_json=ingest, **CHAIN)
+    chain = cut.build_chain(cut.ChainSpec(weights=weights, **CHAIN), ingest)
     first = chain("odd", cut.resize_image(cut.read_photo(photos["odd"]), chain.size))
     assert first.shape == (64, 96) and first.min() >= 0 and first.max() <= 1
     threshold = float(np.median(first))  # both values in the first mask, whatever the weights
     out = tmp_path / "shard"
-    cut.cutouts_shard(photos=photos, weights=weights, ingest_json=ingest, threshold=threshold,
-                      threshold_json=None, max_empty_fraction=1.0, out_dir=str(out), **CHAIN)
+    cut.cutouts_shard(photos=photos, spec=cut.ChainSpec(weights=weights, **CHAIN),
+                      ingest_json=ingest, threshold=threshold, threshold_json=None,
+                      max_empty_fraction=1.0, out_dir=str(out))
     for stem, path in photos.items():
         photo = cut.read_photo(path)
         mask = np.asarray(Image.open(out / f"{stem}_mask.png"))
@@ -223,10 +224,11 @@ def test_no_car_warns_per_photo_and_mostly_empty_masks_fail(tmp_path: Path, capl
     photos = _photos(tmp_path / "in")
     caplog.set_level(logging.WARNING, logger="carvana.cutouts")
     with pytest.raises(GateError, match=r"3 of 3 photos came out with an empty mask") as err:
-        cut.cutouts_shard(photos=photos, weights={"low": weights["low"], "tiles": weights["tiles"]},
-                          ingest_json=_ingest(tmp_path), threshold=0.5, threshold_json=None,
-                          max_empty_fraction=0.5, out_dir=str(tmp_path / "shard"),
-                          **{**CHAIN, "source": "tiles", "members": {}})
+        spec = cut.ChainSpec(weights={"low": weights["low"], "tiles": weights["tiles"]},
+                             **{**CHAIN, "source": "tiles", "members": {}})
+        cut.cutouts_shard(photos=photos, spec=spec, ingest_json=_ingest(tmp_path),
+                          threshold=0.5, threshold_json=None, max_empty_fraction=0.5,
+                          out_dir=str(tmp_path / "shard"))
     assert all(p in str(err.value) for p in photos.values())
     fallbacks = [r.getMessage() for r in caplog.records if "finds no car" in r.getMessage()]
     assert len(fallbacks) == 3 and photos["odd"] in fallbacks[0]

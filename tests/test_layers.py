@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # one kind of thing each: light (tiles, the data folder, scores, figures' drawing) and
     # torch (device, tensors, checkpoints, schedules, architectures, datasets)
     ("parts", frozenset({
-        "tiling", "ingest", "comparison", "ensemble", "evaluation", "synthetic", "subset",
+        "augment", "tiling", "ingest", "comparison", "ensemble", "evaluation", "synthetic", "subset",
         "plots", "device", "tensors", "checkpoint", "schedule", "models", "data",
     })),
     # what combines parts: boxes, the submission, figures, job resources, training

@@ -13,7 +13,7 @@ from carvana.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from carvana.model_stages import train_lowres_stage
 from carvana.predict import load_model
 from carvana.schedule import lr_factor
-from carvana.training import AugmentConfig, TrainConfig, train
+from carvana.training import AugmentConfig, TrainConfig, TrainData, train
 
 SPEC = {"arch": "unet", "size": 32, "params": {"initial_filters": 4, "depth": 2, "up_convs": 2},
         "train": {"epochs": 2, "batch_size": 8, "min_val_dice": 0.0}}
@@ -113,8 +113,8 @@ def _fit(settings: dict, *, augment: bool = False, constant_dice: float | None =
     if not augment:
         cfg.augment = NO_AUGMENT
     model = tiny_model()
-    _, history, summary = train(model, Blobs(16, 0), Blobs(4, 1), cfg, torch.device("cpu"), 1,
-                                on_step=hook)
+    _, history, summary = train(model, TrainData(Blobs(16, 0), Blobs(4, 1)), cfg,
+                                torch.device("cpu"), 1, on_step=hook)
     return steps, history, summary, model
 
 

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from carvana.checkpoint import clear_resume, save_checkpoint
 from carvana.models import create_model
-from carvana.training import TrainConfig, seed_everything, train
+from carvana.training import Resume, TrainConfig, TrainData, seed_everything, train
 
 KILL_ENV = "CARVANA_TEST_KILL_AT_STEP"
 MODEL_PARAMS = {"initial_filters": 4, "depth": 2}
@@ -66,8 +66,8 @@ def main(out_dir: str, resume_path: str, params_hash: str) -> None:
 
     cfg = TrainConfig.from_dict(RESUME_CFG)
     state, history, summary = train(
-        tiny_model(), Blobs(16, 0), Blobs(4, 1), cfg, torch.device("cpu"), 1,
-        resume_path=resume_path, params_hash=params_hash, on_step=on_step)
+        tiny_model(), TrainData(Blobs(16, 0), Blobs(4, 1)), cfg, torch.device("cpu"), 1,
+        resume=Resume(resume_path, params_hash), on_step=on_step)
     out = Path(out_dir)
     meta = {"name": "tiny", "arch": "unet", "params": MODEL_PARAMS, "in_channels": 3,
             "input": "lowres", "size": 32, "params_hash": params_hash}

@@ -296,7 +296,7 @@ class ModelChain:
         import torch
 
         from carvana.predict import predict_probs
-        from carvana.training import to_input
+        from carvana.tensors import to_input
 
         tensor = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))
         x = to_input(tensor, self.device, channels_last=True)  # as predict_to_dir does
@@ -345,38 +345,46 @@ class ModelChain:
         return quantize(stitch(prob, rows, geom))
 
 
-def build_chain(*, weights: dict[str, str], source: str, ingest_json: str,
-                members: dict[str, float], bbox: dict[str, Any], tiles: dict[str, Any],
-                tta_hflip: bool, device: str, cpu_fallback: bool) -> ModelChain:
-    """Load every model of the chain onto the device and return it as a ``ProbFn``."""
+@dataclass(frozen=True)
+class ChainSpec:
+    """Which chain to run and how: the models' weights (name -> weights.pt), the source
+    (a model or ``ensemble``), the ensemble's weights, config ``bbox`` and ``tiles``, TTA and
+    the device."""
+
+    weights: dict[str, str]
+    source: str
+    members: dict[str, float] = field(default_factory=dict)
+    bbox: dict[str, Any] = field(default_factory=dict)
+    tiles: dict[str, Any] = field(default_factory=dict)
+    tta_hflip: bool = False
+    device: str = "auto"
+    cpu_fallback: bool = True
+
+
+def build_chain(spec: ChainSpec, ingest_json: str) -> ModelChain:
+    """Load every model of the chain onto the device (each checked to be the model its name
+    says) and return it as a ``ProbFn``."""
     from carvana.device import select_device
     from carvana.predict import load_model
 
-    dev = select_device(device, cpu_fallback)
-    import torch
-
-    models = {name: load_model(path, dev, {"name": name}) for name, path in weights.items()}
-    for module, _ in models.values():  # NHWC, as the prediction rules run them (faster on CPU)
-        module.to(memory_format=torch.channels_last)
+    dev = select_device(spec.device, spec.cpu_fallback)
+    models = {name: load_model(path, dev, {"name": name}) for name, path in spec.weights.items()}
     info = read_json(ingest_json)
     has_tiles = any(meta.get("input") == "tiles" for _, meta in models.values())
-    log.info("cutouts with %s on %s (models %s)", source, dev, ", ".join(models))
-    return ModelChain(models=models, source=source, size=(int(info["width"]),
-                      int(info["height"])), device=dev, members=dict(members), bbox=dict(bbox),
-                      geom=geometry(ingest_json, tiles) if has_tiles else None,
-                      tta_hflip=tta_hflip)
+    log.info("cutouts with %s on %s (models %s)", spec.source, dev, ", ".join(models))
+    return ModelChain(models=models, source=spec.source,
+                      size=(int(info["width"]), int(info["height"])), device=dev,
+                      members=dict(spec.members), bbox=dict(spec.bbox),
+                      geom=geometry(ingest_json, spec.tiles) if has_tiles else None,
+                      tta_hflip=spec.tta_hflip)
 
 
-def cutouts_shard(*, photos: dict[str, str], weights: dict[str, str], ingest_json: str,
-                  source: str, members: dict[str, float], bbox: dict[str, Any],
-                  tiles: dict[str, Any], threshold: float | str, threshold_json: str | None,
-                  tta_hflip: bool, device: str, cpu_fallback: bool, max_empty_fraction: float,
+def cutouts_shard(*, photos: dict[str, str], spec: ChainSpec, ingest_json: str,
+                  threshold: float | str, threshold_json: str | None, max_empty_fraction: float,
                   out_dir: str) -> None:
-    """One shard of photos through the chain of ``source`` into ``out_dir``."""
-    thr = resolve_threshold(threshold, threshold_json, source)
-    chain = build_chain(weights=weights, source=source, ingest_json=ingest_json, members=members,
-                        bbox=bbox, tiles=tiles, tta_hflip=tta_hflip, device=device,
-                        cpu_fallback=cpu_fallback)
+    """One shard of photos through the chain of ``spec.source`` into ``out_dir``."""
+    thr = resolve_threshold(threshold, threshold_json, spec.source)
+    chain = build_chain(spec, ingest_json)
     frame = run_cutouts(photos=photos, prob_fn=chain, size=chain.size, threshold=thr,
                         out_dir=out_dir, max_empty_fraction=max_empty_fraction)
     log.info("%d photos at threshold %g: %d empty masks, %d box fallbacks", len(frame), thr,

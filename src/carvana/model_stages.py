@@ -11,20 +11,19 @@ from typing import Any
 
 import torch
 
-from carvana import plots
 from carvana.bbox import read_bands
 from carvana.checkpoint import clear_resume, load_checkpoint, params_hash, save_checkpoint
-from carvana.cutouts import cutouts_shard
+from carvana.cutouts import ChainSpec, cutouts_shard
 from carvana.data import LowResDataset, cache_if_small, lowres_hw
 from carvana.device import select_device
-from carvana.fullres import RandomCrops, TileDataset, collate_tiles, predict_tiles_to_dir
+from carvana.fullres import RandomCrops, TileDataset, collate_tiles, stitch_writer
 from carvana.gates import check_val_dice
 from carvana.io import write_frame, write_json
 from carvana.models import count_parameters, create_model, load_compatible_state
 from carvana.predict import load_model, predict_to_dir
 from carvana.split import fold_ids, select_ids
 from carvana.tiling import TileGeometry, geometry
-from carvana.training import TrainConfig, seed_everything, train
+from carvana.training import Resume, TrainConfig, TrainData, seed_everything, train
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +42,8 @@ def _finish(*, name: str, model: torch.nn.Module, result: tuple, cfg: TrainConfi
     check_val_dice(name, info["best_val_dice"], cfg.min_val_dice, info.get("steps", 0))
     save_checkpoint(weights, state, meta)
     write_frame(hist, history, float_format="%.6f")
+    from carvana import plots  # matplotlib: only when a model has trained, not in every job
+
     plots.learning_curve(hist, title, curve)
     write_json(summary, {"model": name, **meta, "parameters": count_parameters(model), **info})
     if resume:
@@ -67,8 +68,8 @@ def train_lowres_stage(*, name: str, spec: dict[str, Any], data_dir: str, split:
              spec["arch"], count_parameters(model), len(train_set), len(val_set), width, height,
              dev)
     hashed = params_hash({"spec": spec, "seed": seed, "train": train_ids, "val": val_ids})
-    result = train(model, train_set, val_set, cfg, dev, seed, resume_path=resume,
-                   params_hash=hashed)
+    result = train(model, TrainData(train_set, val_set), cfg, dev, seed,
+                   resume=Resume(resume, hashed) if resume else None)
     meta = {"name": name, "arch": spec["arch"], "in_channels": 3, "params": spec["params"],
             "input": "lowres", "size": spec["size"], "params_hash": hashed}
     _finish(name=name, model=model, result=result, cfg=cfg, meta=meta, resume=resume,
@@ -87,7 +88,7 @@ def predict_lowres_stage(*, name: str, spec: dict[str, Any], weights: str, data_
                                                      size=spec["size"]))
     chosen = select_ids(ids=ids, split=split, fold=fold)
     dataset = LowResDataset(data_dir, folder, chosen, meta["size"], with_masks=False)
-    stats = predict_to_dir(model, dataset, preds, dev, batch_size, tta_hflip)
+    stats = predict_to_dir(model, dataset, preds, dev, batch_size=batch_size, tta_hflip=tta_hflip)
     write_json(timing, {"model": name, "folder": folder, **stats})
 
 
@@ -133,8 +134,8 @@ def train_tiles_stage(*, name: str, spec: dict[str, Any], data_dir: str, split: 
     hashed = params_hash({"spec": spec, "seed": seed, "tiles": tiles, "tile": geom.tile,
                           "train": train_ids, "val": val_ids})
     train_set = RandomCrops(sets[0], cfg.crop) if cfg.crop else sets[0]
-    result = train(model, train_set, sets[1], cfg, dev, seed, collate_fn=collate_tiles,
-                   resume_path=resume, params_hash=hashed)
+    result = train(model, TrainData(train_set, sets[1], collate_tiles), cfg, dev, seed,
+                   resume=Resume(resume, hashed) if resume else None)
     meta = {"name": name, "arch": spec["arch"], "in_channels": in_channels,
             "params": spec["params"], "input": "tiles", "tile": geom.tile,
             "depth_from": spec.get("depth_from"), "init_from": spec.get("init_from"),
@@ -158,7 +159,8 @@ def predict_tiles_stage(*, name: str, spec: dict[str, Any], weights: str, data_d
         name, spec, input="tiles", tile=geom.tile, in_channels=4 if depth else 3))
     chosen = select_ids(ids=ids, split=split, fold=fold)
     dataset = _tile_dataset(data_dir, folder, chosen, [boxes], geom, False, depth)
-    stats = predict_tiles_to_dir(model, dataset, preds, dev, batch_size, tta_hflip)
+    stats = predict_to_dir(model, dataset, preds, dev, batch_size=batch_size, tta_hflip=tta_hflip,
+                           collate_fn=collate_tiles, write=stitch_writer(dataset.bands, geom))
     write_json(timing, {"model": name, "folder": folder, **stats})
 
 
@@ -168,8 +170,8 @@ def cutouts_shard_stage(*, photos: dict[str, str], weights: dict[str, str], inge
                         threshold_choice: str | None = None, tta_hflip: bool, device: str,
                         cpu_fallback: bool, max_empty_fraction: float, cutouts: str) -> None:
     """One shard of a person's photos through the chain of ``source`` (masks, RGBA PNGs)."""
-    cutouts_shard(photos=photos, weights=weights, ingest_json=ingest, source=source,
-                  members=members, bbox=bbox, tiles=tiles, threshold=threshold,
-                  threshold_json=threshold_choice, tta_hflip=tta_hflip, device=device,
-                  cpu_fallback=cpu_fallback, max_empty_fraction=max_empty_fraction,
+    spec = ChainSpec(weights=weights, source=source, members=members, bbox=bbox, tiles=tiles,
+                     tta_hflip=tta_hflip, device=device, cpu_fallback=cpu_fallback)
+    cutouts_shard(photos=photos, spec=spec, ingest_json=ingest, threshold=threshold,
+                  threshold_json=threshold_choice, max_empty_fraction=max_empty_fraction,
                   out_dir=cutouts)

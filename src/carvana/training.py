@@ -29,6 +29,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from carvana.augment import AugmentConfig, Augmenter
+
 # Checkpoint I/O lives in carvana.checkpoint; these names are re-exported for older callers.
 from carvana.checkpoint import (  # noqa: F401
     CheckpointError,
@@ -58,18 +60,6 @@ log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = ["step", "epoch", "phase", "lr", "train_loss", "val_loss", "val_dice",
                    "seconds"]
-
-
-@dataclass
-class AugmentConfig:
-    """Augmentation strengths; 0 switches a transform off."""
-
-    hflip: float = 0.5
-    shift: float = 0.06
-    scale: float = 0.1
-    hue: float = 0.03
-    saturation: float = 0.15
-    value: float = 0.15
 
 
 @dataclass
@@ -156,40 +146,6 @@ def batch_dice(logits: torch.Tensor, target: torch.Tensor, threshold: float = 0.
     inter = (pred & truth).sum(1).float()
     total = (pred.sum(1) + truth.sum(1)).float()
     return torch.where(total == 0, torch.ones_like(total), 2 * inter / total.clamp(min=1))
-
-
-class Augmenter(nn.Module):
-    """Batched augmentation on the training device (kornia): flip, shift/scale, HSV-like jitter.
-
-    Geometric transforms move the image, any extra input channels and the mask together;
-    colour jitter touches the three RGB channels only.
-    """
-
-    def __init__(self, cfg: AugmentConfig) -> None:
-        super().__init__()
-        import kornia.augmentation as K  # imported here: it is slow to import
-
-        geometric: list[nn.Module] = []
-        if cfg.hflip > 0:
-            geometric.append(K.RandomHorizontalFlip(p=cfg.hflip))
-        if cfg.shift > 0 or cfg.scale > 0:
-            geometric.append(K.RandomAffine(
-                degrees=0.0, translate=(cfg.shift, cfg.shift),
-                scale=(1 - cfg.scale, 1 + cfg.scale), padding_mode="reflection", p=1.0))
-        self.geometric = (K.AugmentationSequential(*geometric, data_keys=["input", "mask"])
-                          if geometric else None)
-        self.colour = (K.ColorJiggle(brightness=cfg.value, saturation=cfg.saturation,
-                                     hue=cfg.hue, p=1.0)
-                       if max(cfg.hue, cfg.saturation, cfg.value) > 0 else None)
-
-    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """image (N,C,H,W) float in [0,1], mask (N,1,H,W) float; returns both augmented."""
-        if self.geometric is not None:
-            image, mask = self.geometric(image, mask)
-        if self.colour is not None:
-            rgb = self.colour(image[:, :3]).clamp(0, 1)
-            image = torch.cat([rgb, image[:, 3:]], 1) if image.shape[1] > 3 else rgb
-        return image, (mask >= 0.5).float()
 
 
 def make_optimizer(name: str, params: Any, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -444,24 +400,47 @@ def _fingerprint(cfg: TrainConfig, seed: int, caller_hash: str, train_set: Datas
                         "n_train": len(train_set), "n_val": len(val_set)})
 
 
-def train(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfig,
-          device: torch.device, seed: int, *, collate_fn: Callable | None = None,
-          resume_path: str | Path | None = None, params_hash: str = "",
+@dataclass(frozen=True)
+class TrainData:
+    """What a model trains and validates on; ``collate_fn`` merges items into a batch (the
+    tile datasets give two tiles an item)."""
+
+    train: Dataset
+    val: Dataset
+    collate_fn: Callable | None = None
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a run keeps its resume file, and the caller's hash of what it trains (model spec,
+    data, seed): a file made with another hash is not resumed from."""
+
+    path: str | Path
+    params_hash: str = ""
+
+
+def train(model: nn.Module, data: TrainData, cfg: TrainConfig, device: torch.device,
+          seed: int, *, resume: Resume | None = None,
           on_step: Callable[[int, nn.Module], None] | None = None,
           ) -> tuple[dict[str, torch.Tensor], pd.DataFrame, dict[str, Any]]:
     """Train ``model``; return the best weights (by validation Dice), the history, a summary.
 
-    ``collate_fn`` merges dataset items into a batch (the tile datasets give two tiles an item).
-    With ``resume_path``, the run's whole state is written there atomically at every validation,
-    every ``checkpoint_every_steps`` steps and at the end; a run that finds a file there made
-    with the same ``params_hash`` (and training settings, seed and set sizes) carries on from
-    it, else it starts afresh and logs why. train() never deletes it: call
-    ``clear_resume(resume_path)`` once the final weights are written. ``on_step(step, model)``
+    With ``resume``, the run's whole state is written to ``resume.path`` atomically at every
+    validation, every ``checkpoint_every_steps`` steps and at the end; a run that finds a file
+    there made with the same ``params_hash`` (and training settings, seed and set sizes)
+    carries on from it, else it starts afresh and logs why. train() never deletes it: call
+    ``clear_resume(resume.path)`` once the final weights are written. ``on_step(step, model)``
     is called after every optimizer step (and its validation and checkpoint, if any).
     """
-    trainer = _Trainer(model, train_set, val_set, cfg, device=device, seed=seed,
-                       collate_fn=collate_fn)
-    fingerprint = _fingerprint(cfg, seed, params_hash, train_set, val_set)
+    resume_path = resume.path if resume else None
+    caller_hash = resume.params_hash if resume else ""
+
+    def fresh() -> _Trainer:
+        return _Trainer(model, data.train, data.val, cfg, device=device, seed=seed,
+                        collate_fn=data.collate_fn)
+
+    trainer = fresh()
+    fingerprint = _fingerprint(cfg, seed, caller_hash, data.train, data.val)
     saved = read_resume(resume_path, fingerprint) if resume_path is not None else None
     if saved is not None:
         try:
@@ -471,9 +450,8 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConf
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
             log.warning("%s: cannot resume from it (%s); starting afresh", resume_path, err)
             model.load_state_dict(trainer.initial_state)
-            trainer = _Trainer(model, train_set, val_set, cfg, device=device, seed=seed,
-                               collate_fn=collate_fn)
+            trainer = fresh()
     trainer.resume_path = Path(resume_path) if resume_path is not None else None
-    trainer.fingerprint, trainer.params_hash = fingerprint, params_hash
+    trainer.fingerprint, trainer.params_hash = fingerprint, caller_hash
     trainer.run(on_step)
     return trainer.result()

@@ -1,0 +1,102 @@
+"""The real-photo preset end to end on real Carvana photos (the shared sample, never copied into
+the repository): 3 cars to train and validate on, a 4th car as the test set with its masks kept
+aside, photos at a quarter of their size so the whole DAG takes a few minutes on 2 cores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from wfutil import copy_workflow, snakemake
+
+from carvana.subset import SubsetSpec, make_subset
+
+pytestmark = pytest.mark.slow
+
+# Over configs/carvana-cpu.yaml: the same models and stages, with step budgets and sizes for
+# 480x320 photos (tiles of 256 px) and a few minutes of CPU.
+SMALL_REAL = {
+    "test_shard_size": 8,
+    "models": {
+        "effl0_320": {"size": [160, 240], "train": {"steps": 60, "warmup_steps": 6,
+                                                    "eval_every_steps": 20}},
+        "effl0_tiles": {"train": {"steps": 24, "warmup_steps": 4, "crop": 128,
+                                  "eval_every_steps": 12}},
+        "effl0_depth": {"train": {"steps": 24, "warmup_steps": 4, "crop": 128,
+                                  "eval_every_steps": 12}},
+    },
+}
+DICE_FLOOR = 0.9  # an untrained network scores ~0.3 (all car) or 0 (no car) here
+
+
+@pytest.fixture(scope="module")
+def real_run(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workflow copy after `submission` with configs/carvana-cpu.yaml on the real subset."""
+    root = tmp_path_factory.mktemp("real")
+    cars = make_subset(sample_dir, root / "data",
+                       SubsetSpec(test_cars=1, train_cars=3, width=480))
+    assert len(cars["train"]) == 3 and len(cars["test"]) == 1
+    work = copy_workflow(root / "run")
+    overrides = {**SMALL_REAL, "data_dir": str(root / "data/kaggle"),
+                 "truth": str(root / "data/truth/test_masks.csv")}
+    (work / "small_real.yaml").write_text(yaml.safe_dump(overrides))
+    proc = snakemake(work, "--cores", "2", "submission", "--configfile",
+                     "configs/carvana-cpu.yaml", "small_real.yaml", timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return work
+
+
+def test_real_photos_score_above_an_untrained_floor(real_run: Path) -> None:
+    """The held-out car's submission, decoded and scored against its kept masks."""
+    check = json.loads((real_run / "results/submission_check.json").read_text())
+    assert check["rows"] == 16
+    assert check["empty_masks"] == 0
+    assert check["mean_dice_vs_truth"] >= DICE_FLOOR, check
+    summary = pd.read_csv(real_run / "results/metrics/summary.csv").set_index("model")
+    assert summary.loc["effl0_320", "val_dice_full_res"] >= DICE_FLOOR
+    boxes = pd.read_csv(real_run / "results/bbox/train.csv")
+    assert not boxes["empty"].any()
+    tiles = json.loads((real_run / "results/models/effl0_tiles/train.json").read_text())
+    assert tiles["in_channels"] == 3 and tiles["arch"] == "efficientnet_unet"
+    depth = json.loads((real_run / "results/models/effl0_depth/train.json").read_text())
+    assert depth["in_channels"] == 4
+    assert np.isfinite(summary["val_dice_full_res"]).all()
+
+
+def test_cutouts_of_real_photos_at_odd_sizes(real_run: Path, sample_dir: Path,
+                                             tmp_path: Path) -> None:
+    """`cutouts` on three photos of the held-out car, resized to odd sizes and saved as PNG
+    under other names: masks of each photo's own size that match its true mask."""
+    import cv2
+
+    from carvana.io import read_mask
+    from carvana.metrics import dice
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    test_car = sorted(p.stem for p in (real_run.parent / "data/kaggle/test").glob("*.jpg"))
+    sizes = {"front view": (1001, 667), "side_2": (640, 427), "rear.v3": (517, 517)}
+    truths = {}
+    for (stem, size), image_id in zip(sizes.items(), test_car[::5], strict=False):
+        image = cv2.imread(str(sample_dir / "train" / f"{image_id}.jpg"))
+        cv2.imwrite(str(photos / f"{stem.replace(' ', '_')}.png"),
+                    cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+        mask = read_mask(sample_dir / "train_masks" / f"{image_id}_mask.gif")
+        truths[stem.replace(" ", "_")] = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
+    proc = snakemake(real_run, "--cores", "2", "cutouts", "--configfile",
+                     "configs/carvana-cpu.yaml", "small_real.yaml", "--config",
+                     f"photos_dir={photos}")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    out = real_run / "results/cutouts"
+    for stem, truth in truths.items():
+        mask = cv2.imread(str(out / f"{stem}_mask.png"), cv2.IMREAD_UNCHANGED)
+        assert mask.shape == truth.shape and set(np.unique(mask)) <= {0, 255}
+        assert dice(mask > 0, truth > 0) >= DICE_FLOOR, stem
+        rgba = cv2.imread(str(out / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
+        assert rgba.shape == (*truth.shape, 4)
+        assert np.array_equal(rgba[..., 3], mask)
+    assert cv2.imread(str(out / "contact_sheet.jpg")) is not None
