@@ -12,8 +12,9 @@ import torch
 
 from carvana.bbox import boxes_from_predictions, read_bands
 from carvana.ensemble import ensemble_to_dir
-from carvana.fullres import TileDataset, collate_tiles, predict_tiles_to_dir
+from carvana.fullres import TileDataset, collate_tiles, stitch_writer
 from carvana.io import read_image, read_prob, write_prob
+from carvana.predict import predict_to_dir
 from carvana.stages import thresholds_stage
 from carvana.tiling import tile_geometry
 
@@ -73,13 +74,28 @@ def test_predict_tiles_stitches_back_to_full_size(tiny_data, tmp_path: Path) -> 
     geom = tile_geometry(96, 64, multiple=16)
     bands = {i: (10, 58) for i in ids}
     ds = TileDataset(data, "train", ids, bands, geom, with_masks=False)
-    predict_tiles_to_dir(_Echo(), ds, tmp_path, torch.device("cpu"), batch_size=2)
+    stats = predict_to_dir(_Echo(), ds, tmp_path, torch.device("cpu"), batch_size=2,
+                           collate_fn=collate_tiles, write=stitch_writer(bands, geom))
+    assert stats["images"] == 3  # images, not tiles: batches of 2 + 1 images (4 + 2 tiles)
+    assert sorted(p.stem for p in tmp_path.glob("*.png")) == ids
     for image_id in ids:
         out = read_prob(tmp_path / f"{image_id}.png")
         red = read_image(data / "train" / f"{image_id}.jpg")[..., 0] / 255.0
         assert out.shape == (64, 96)
         assert np.abs(out[10:58] - red[10:58]).max() <= 1.5 / 255
         assert not out[:10].any() and not out[58:].any()
+
+
+def test_stitch_writer_refuses_unpaired_tiles(tmp_path: Path) -> None:
+    geom = tile_geometry(96, 64, multiple=16)
+    write = stitch_writer({"0123456789ab_01": (8, 56)}, geom)
+    probs = np.full((2, 48, 48), 0.5, np.float32)
+    with pytest.raises(ValueError, match="collate_fn=collate_tiles"):
+        write(tmp_path, ["0123456789ab_01", "0123456789ab_02"], probs)
+    with pytest.raises(ValueError, match="not pairs"):
+        write(tmp_path, ["0123456789ab_01"], probs[:1])
+    assert write(tmp_path, ["0123456789ab_01"] * 2, probs) == 1
+    assert read_prob(tmp_path / "0123456789ab_01.png").shape == (64, 96)
 
 
 def test_ensemble_weighted_average(tmp_path: Path) -> None:

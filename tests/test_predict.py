@@ -10,7 +10,9 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from carvana.io import read_prob
+from carvana import rle
+from carvana.evaluation import THRESHOLDS
+from carvana.io import SNAP_HIGH, SNAP_LOW, prob_levels, read_prob, write_prob
 from carvana.models import create_model
 from carvana.predict import predict_probs, predict_to_dir
 from carvana.training import to_input
@@ -111,3 +113,66 @@ def test_predict_to_dir_runs_channels_last_and_matches(tmp_path: Path) -> None:
     for k in range(5):
         name = f"0123456789ab_{k + 1:02d}.png"
         assert np.array_equal(read_prob(tmp_path / "again" / name), read_prob(tmp_path / name))
+
+
+def test_predict_to_dir_hands_each_batch_to_the_writer(tmp_path: Path) -> None:
+    model = _unet()
+    images = _images(5, 3, 48, 64)
+    ref = _contiguous_probs(model, images, tta=False).squeeze(1).numpy()
+    seen: list[tuple[Path, list[str], np.ndarray]] = []
+
+    def keep_first(out_dir: Path, ids: list[str], probs: np.ndarray) -> int:
+        seen.append((out_dir, ids, probs))
+        return 1  # a writer may merge items (tiles into images): it says how many it wrote
+
+    stats = predict_to_dir(model, _Images(images), tmp_path / "out", CPU, batch_size=2,
+                           write=keep_first)
+    assert stats["images"] == 3 and stats["seconds_per_image"] == stats["seconds"] / 3
+    assert [len(ids) for _, ids, _ in seen] == [2, 2, 1]
+    assert all(d == tmp_path / "out" and d.is_dir() for d, _, _ in seen)
+    ids = [i for _, batch_ids, _ in seen for i in batch_ids]
+    assert ids == [f"0123456789ab_{k + 1:02d}" for k in range(5)]
+    probs = np.concatenate([p for _, _, p in seen])
+    assert probs.dtype == np.float32 and probs.shape == (5, 48, 64)
+    assert np.abs(probs - ref).max() <= 1e-4  # the probabilities themselves, not 8-bit levels
+    assert not list((tmp_path / "out").iterdir())  # the writer, not the loop, writes files
+
+
+def _allowed_thresholds() -> np.ndarray:
+    """The evaluation grid, a dense sweep of [0.05, 0.95] and the float32 neighbours of its ends."""
+    ends = [np.nextafter(np.float32(t), np.float32(d)) for t in (0.05, 0.95) for d in (0, 1)]
+    return np.concatenate([THRESHOLDS, np.linspace(0.05, 0.95, 9001), [0.05, 0.95], ends]
+                          ).astype(np.float64).clip(0.05, 0.95)
+
+
+def test_snapping_changes_no_decision_at_any_allowed_threshold(tmp_path: Path) -> None:
+    levels = np.arange(256, dtype=np.uint8).reshape(16, 16)  # every 8-bit level once
+    prob = levels.astype(np.float32) / 255
+    write_prob(tmp_path / "snapped.png", prob, snap=True)
+    write_prob(tmp_path / "raw.png", prob)
+    raw, snapped = read_prob(tmp_path / "raw.png"), read_prob(tmp_path / "snapped.png")
+    assert np.array_equal(np.rint(raw * 255), levels)  # the default keeps every level
+    moved = sorted(levels[raw != snapped].tolist())
+    assert moved == [*range(1, SNAP_LOW), *range(SNAP_HIGH + 1, 255)] == [
+        *range(1, 13), *range(243, 255)]
+    assert set(np.rint(snapped[raw != snapped] * 255).tolist()) == {0, 255}
+    snapped8 = prob_levels(prob, snap=True)
+    for t in _allowed_thresholds():
+        assert np.array_equal(raw >= t, snapped >= t), t  # the float path (evaluation)
+        assert rle.encode_prob8(snapped8, t) == rle.encode(raw >= t), t  # the submission's
+    # the range is tight: just outside it, snapping does change decisions
+    for t in (12 / 255, 243.5 / 255):  # level 12 is >= the first, 243 < the second
+        assert not np.array_equal(raw >= t, snapped >= t)
+
+
+def test_snapping_shrinks_a_noisy_map(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    prob = np.zeros((256, 384), np.float32)
+    prob[64:192, 96:288] = 1.0
+    prob = np.clip(prob + rng.normal(0, 0.01, prob.shape).astype(np.float32), 0, 1)  # 1-2 % noise
+    write_prob(tmp_path / "snapped.png", prob, snap=True)
+    write_prob(tmp_path / "raw.png", prob)
+    assert (tmp_path / "snapped.png").stat().st_size < 0.2 * (tmp_path / "raw.png").stat().st_size
+    for t in THRESHOLDS:
+        assert np.array_equal(read_prob(tmp_path / "snapped.png") >= t,
+                              read_prob(tmp_path / "raw.png") >= t)

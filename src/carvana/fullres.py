@@ -1,27 +1,24 @@
 """The full-resolution branch: tile datasets (2 tiles per image) and stitched prediction.
 
+Tile models predict through ``carvana.predict.predict_to_dir`` with ``collate_fn=collate_tiles``
+and ``write=stitch_writer(dataset.bands, dataset.geom)``.
+
 Tiles are cut on the fly in the loader from the decoded full-size JPEG: storing them would
 double the disk use of the data and cost more I/O than the decode (see docs/fullres.md).
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
+from torch.utils.data import Dataset
 
 from carvana.data import image_path, mask_path
 from carvana.io import full_size_prob, read_image, read_mask, write_prob
-from carvana.predict import predict_probs
+from carvana.predict import Writer
 from carvana.tiling import TileGeometry, cut_tiles, stitch
-from carvana.training import to_input
-
-log = logging.getLogger(__name__)
 
 
 class TileDataset(Dataset):
@@ -112,28 +109,17 @@ def collate_tiles(batch: list[dict[str, torch.Tensor | str]]) -> dict[str, torch
     return out
 
 
-def predict_tiles_to_dir(model: torch.nn.Module, dataset: TileDataset, out_dir: str | Path,
-                         device: torch.device, batch_size: int = 4, tta_hflip: bool = False,
-                         num_workers: int = 0) -> dict[str, float]:
-    """Predict both tiles of every image, stitch them, write full-size ``<id>.png`` maps.
+def stitch_writer(bands: dict[str, tuple[int, int]], geom: TileGeometry) -> Writer:
+    """The tile models' writer for ``predict_to_dir``: each image's two tiles (consecutive rows,
+    as ``collate_tiles`` lays them out) stitched into one full-size ``<id>.png``."""
 
-    The model is switched to channels_last (in place) and so is each batch, on every device.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cuda = device.type == "cuda"
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        pin_memory=cuda, collate_fn=collate_tiles)
-    model.to(memory_format=torch.channels_last)  # in place, idempotent; see predict_to_dir
-    start, n = time.perf_counter(), 0
-    for batch in tqdm(loader, desc=f"predict tiles {out_dir}", mininterval=5):
-        x = to_input(batch["image"], device, channels_last=True)
-        prob = predict_probs(model, x, tta_hflip).squeeze(1).cpu().numpy()
-        for k in range(0, len(prob), 2):
-            image_id = batch["id"][k]
-            full = stitch(prob[k : k + 2], dataset.bands[image_id], dataset.geom)
-            write_prob(out_dir / f"{image_id}.png", full)
-            n += 1
-    seconds = time.perf_counter() - start
-    log.info("predicted %d images (%d tiles) in %.1f s", n, 2 * n, seconds)
-    return {"images": n, "seconds": seconds, "seconds_per_image": seconds / max(n, 1)}
+    def write(out_dir: Path, ids: list[str], probs: np.ndarray) -> int:
+        if len(ids) % 2 or any(ids[k] != ids[k + 1] for k in range(0, len(ids), 2)):
+            raise ValueError(f"tile batch ids {ids[:4]}... are not pairs: predict tile "
+                             "datasets with collate_fn=collate_tiles")
+        for k in range(0, len(ids), 2):
+            full = stitch(probs[k : k + 2], bands[ids[k]], geom)
+            write_prob(out_dir / f"{ids[k]}.png", full)
+        return len(ids) // 2
+
+    return write
