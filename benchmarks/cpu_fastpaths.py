@@ -4,7 +4,8 @@ Run by hand:  python benchmarks/cpu_fastpaths.py [--repeats 7] [--files 16]
 
 - tile forward: one 960x960 tile through the default tile U-Net (config.yaml ``models.fullres``
   params), before = contiguous under ``no_grad``, after = channels_last under ``inference_mode``
-  (as ``predict_to_dir``/``predict_tiles_to_dir`` now run); max |dp| and changed decisions at 0.5;
+  (as ``predict_to_dir`` runs them, with either writer); max |dp| and changed decisions
+  at 0.5;
 - read_mask: the old version (``np.unique``) against ``carvana.io.read_mask``, per GIF mask;
 - JPEG decode: PIL (the old ``read_image``) against ``carvana.io.read_image`` (cv2), full size and
   reduced (``min_size`` 128x128, i.e. 1/8), with a check that the pixels are identical.
