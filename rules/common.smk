@@ -1,6 +1,7 @@
 import re
 from glob import glob
 
+from carvana import resources as rs
 from carvana import workflow as wf
 
 wf.check_config(config)
@@ -16,6 +17,7 @@ SCORED = wf.scored_models(config)
 BBOX_MODEL = config.get("bbox", {}).get("model", "")
 WORST_K = int(config.get("analysis", {}).get("worst_k", 6))
 ENV = "../envs/carvana.yaml"
+SHAPE = rs.data_shape(config)  # image size and train count, for the model jobs' requests
 
 
 wildcard_constraints:
@@ -28,8 +30,48 @@ def one_of(names):
 
 
 def res(kind, key):
-    """A per-job resource request from config `resources:`."""
+    """A light job's resource request: config `resources: light:` (a number)."""
     return config["resources"][kind][key]
+
+
+def res_train(key):
+    """A training job's `mem_mb`/`runtime`: config `resources: train:`, or (`auto`) the formula
+    of carvana.resources for its model."""
+    return lambda wc: rs.train_request(config, wf.model_spec(config, wc.model), SHAPE, key)
+
+
+def res_predict(key, images):
+    """A prediction job's `mem_mb`/`runtime` for its images: `train` (every train image), `val`
+    (the validation fold) or `shard` (a test shard); config's number, or the formula."""
+    count = {"train": lambda wc: SHAPE.n_train, "val": lambda wc: rs.val_images(config, SHAPE),
+             "shard": lambda wc: len(SHARDS[wc.shard])}[images]
+    return lambda wc: rs.predict_request(
+        config, [wf.model_spec(config, wc.model)], SHAPE, key, count(wc))
+
+
+def res_cutouts(key):
+    """A cut-out shard's `mem_mb`/`runtime`: its photos one at a time through every model of the
+    chain (config's number, or the formula)."""
+    return lambda wc: rs.predict_request(
+        config, [wf.model_spec(config, m) for m in CUTOUTS.models], SHAPE, key,
+        len(CUTOUTS.shards[wc.shard]), images=1)
+
+
+def get_group(name):
+    """Rule `name`'s cluster group: on SLURM the short per-shard jobs run in one cluster job with
+    the job that makes their input (Snakemake `group:`; local runs ignore groups). `shard_head`:
+    a ladder model's prediction of a shard and the boxes from it; `shard_tail`: a shard's
+    ensemble; the encoding joins its source's group (a tile model's: `shard_tiles`). Boxes and
+    the ensemble cannot share a group: the tile predictions lie between them, and a group must
+    not reach itself through an outside job. None: the rule's jobs run alone."""
+    source = config["submission"]["source"]
+    if name == "encode_shard":
+        name = ("ensemble_test" if source == "ensemble" else
+                "predict_lowres_test" if source in LADDER else "predict_tiles_test")
+    groups = {"predict_lowres_test": "shard_head", "boxes_test": "shard_head",
+              "ensemble_test": "shard_tail",
+              "predict_tiles_test": "shard_tiles" if source in TILE_MODELS else None}
+    return groups[name]
 
 
 def get_data(wildcards=None):

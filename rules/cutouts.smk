@@ -56,8 +56,8 @@ rule cutouts_shard:
     threads: 2
     resources:
         gpu=config["gpu"],
-        mem_mb=res("predict", "mem_mb"),
-        runtime=res("predict", "runtime"),
+        mem_mb=res_cutouts("mem_mb"),
+        runtime=res_cutouts("runtime"),
     conda:
         ENV
     script:

@@ -36,6 +36,8 @@ rule boxes_test:
         max_fallback_fraction=config["bbox"]["max_fallback_fraction"],
     log:
         "logs/bbox/test_{shard}.log",
+    group:
+        get_group("boxes_test")
     resources:
         mem_mb=res("light", "mem_mb"),
         runtime=res("light", "runtime"),
@@ -95,8 +97,8 @@ rule train_tiles:
     threads: 2
     resources:
         gpu=config["gpu"],
-        mem_mb=res("train", "mem_mb"),
-        runtime=res("train", "runtime"),
+        mem_mb=res_train("mem_mb"),
+        runtime=res_train("runtime"),
     conda:
         ENV
     script:
@@ -134,8 +136,8 @@ rule predict_tiles_val:
     threads: 2
     resources:
         gpu=config["gpu"],
-        mem_mb=res("predict", "mem_mb"),
-        runtime=res("predict", "runtime"),
+        mem_mb=res_predict("mem_mb", "val"),
+        runtime=res_predict("runtime", "val"),
     conda:
         ENV
     script:
@@ -170,10 +172,12 @@ rule predict_tiles_test:
     benchmark:
         "results/benchmarks/predict/{model}_test_{shard}.tsv"
     threads: 2
+    group:
+        get_group("predict_tiles_test")
     resources:
         gpu=config["gpu"],
-        mem_mb=res("predict", "mem_mb"),
-        runtime=res("predict", "runtime"),
+        mem_mb=res_predict("mem_mb", "shard"),
+        runtime=res_predict("runtime", "shard"),
     conda:
         ENV
     script:
@@ -213,6 +217,8 @@ rule ensemble_test:
         ids=lambda wc: SHARDS[wc.shard],
     log:
         "logs/ensemble/test_{shard}.log",
+    group:
+        get_group("ensemble_test")
     resources:
         mem_mb=res("light", "mem_mb"),
         runtime=res("light", "runtime"),

@@ -24,8 +24,8 @@ rule train_lowres:
     threads: 2
     resources:
         gpu=config["gpu"],
-        mem_mb=res("train", "mem_mb"),
-        runtime=res("train", "runtime"),
+        mem_mb=res_train("mem_mb"),
+        runtime=res_train("runtime"),
     conda:
         ENV
     script:
@@ -59,8 +59,8 @@ rule predict_lowres_train_all:
     threads: 2
     resources:
         gpu=config["gpu"],
-        mem_mb=res("predict", "mem_mb"),
-        runtime=res("predict", "runtime"),
+        mem_mb=res_predict("mem_mb", "train"),
+        runtime=res_predict("runtime", "train"),
     conda:
         ENV
     script:
@@ -92,10 +92,12 @@ rule predict_lowres_test:
     benchmark:
         "results/benchmarks/predict/{model}_test_{shard}.tsv"
     threads: 2
+    group:
+        get_group("predict_lowres_test")
     resources:
         gpu=config["gpu"],
-        mem_mb=res("predict", "mem_mb"),
-        runtime=res("predict", "runtime"),
+        mem_mb=res_predict("mem_mb", "shard"),
+        runtime=res_predict("runtime", "shard"),
     conda:
         ENV
     script:

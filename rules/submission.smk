@@ -10,6 +10,8 @@ rule encode_shard:
         threshold=config["submission"]["threshold"],
     log:
         "logs/submission/encode_{shard}.log",
+    group:
+        get_group("encode_shard")
     resources:
         mem_mb=res("light", "mem_mb"),
         runtime=res("light", "runtime"),

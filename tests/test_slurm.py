@@ -9,7 +9,9 @@ silently skip it; without either it is skipped with the reason.
 What it checks, on the tiny preset in a copy of the workflow:
 - `snakemake --workflow-profile none --profile profiles/slurm --profile .ci/slurm-profile
   --configfile configs/tiny.yaml submission` exits 0;
-- every non-local job went through sbatch and left its SLURM log;
+- every non-local job went through sbatch and left its SLURM log: one sbatch call per job
+  that runs alone and one per group job (rules/common.smk `get_group`: the short per-shard
+  jobs run in the cluster job of the prediction they encode), none for the jobs inside groups;
 - results/submission.csv.gz exists with header `img,rle_mask`;
 - the one rule forced to `gpu=1` (GPU_RULE) was submitted with a GPU request (the CI
   cluster has a fake `gpu` gres; the job itself still runs on CPU: `device: auto`);
@@ -40,11 +42,17 @@ TIMEOUT_S = 600
 CI_PROFILE = REPO / ".ci" / "slurm-profile"
 UP_STATES = {"idle", "mixed", "allocated", "completing"}
 
+# A group job is submitted under its own id (a uuid), a plain job under its number.
 SUBMITTED_RE = re.compile(
-    r"^Job (?P<job>\d+) has been submitted with SLURM jobid (?P<slurm>\S+) \(log: (?P<log>.+)\)\.$"
+    r"^Job (?P<job>\S+) has been submitted with SLURM jobid (?P<slurm>\S+) \(log: (?P<log>.+)\)\.$"
 )
-RULE_HEADER_RE = re.compile(r"^(?P<local>local)?rule (?P<rule>\w+):$")
+# Jobs of a group job are listed indented under its "Group job" line.
+RULE_HEADER_RE = re.compile(r"^(?P<indent>\s*)(?P<local>local)?rule (?P<rule>\w+):$")
+GROUP_RE = re.compile(r"Group job (?P<group>\S+) \(jobs in lexicogr\. order\):$")
+JOBID_RE = re.compile(r"^\s*jobid: (?P<job>\d+)$")
 FINISHED_RE = re.compile(r"^Finished jobid: (?P<job>\d+) \(Rule: (?P<rule>\w+)\)$")
+# The short per-shard rules (rules/common.smk get_group): never a cluster job of their own.
+GROUPED_RULES = {"encode_shard", "boxes_test", "ensemble_test"}
 
 
 def cluster_state() -> tuple[bool, str]:
@@ -120,6 +128,22 @@ def sbatch_calls(log: str) -> dict[str, str]:
     return calls
 
 
+def job_listing(log: str) -> tuple[list[dict], list[list[dict]]]:
+    """The jobs the log lists, as (jobs alone, group jobs), each job {rule, local, job}."""
+    alone: list[dict] = []
+    groups: list[list[dict]] = []
+    last: dict | None = None
+    for line in log.splitlines():
+        if GROUP_RE.search(line):
+            groups.append([])
+        elif m := RULE_HEADER_RE.match(line):
+            last = {"rule": m["rule"], "local": bool(m["local"]), "job": None}
+            (groups[-1] if m["indent"] and groups else alone).append(last)
+        elif (m := JOBID_RE.match(line)) and last is not None and last["job"] is None:
+            last["job"] = m["job"]
+    return alone, groups
+
+
 def test_workflow_on_slurm(slurm_cluster: str, tmp_path: Path) -> None:
     copy_workflow(tmp_path)
     (tmp_path / "small.yaml").write_text(SMALL)
@@ -139,25 +163,35 @@ def test_workflow_on_slurm(slurm_cluster: str, tmp_path: Path) -> None:
 
     lines = [line.strip() for line in log.splitlines()]
     submitted = [m.groupdict() for line in lines if (m := SUBMITTED_RE.match(line))]
-    headers = [m.groupdict() for line in lines if (m := RULE_HEADER_RE.match(line))]
     finished = [m.groupdict() for line in lines if (m := FINISHED_RE.match(line))]
-    remote_headers = [h["rule"] for h in headers if not h["local"]]
-    local_rules = {h["rule"] for h in headers if h["local"]}
+    alone, groups = job_listing(log)
+    remote = [j for j in alone if not j["local"]]
+    every_job = alone + [j for group in groups for j in group]
 
-    # Every non-local job went through sbatch, and every job that ran finished.
+    # One sbatch call per job that runs alone and per group job; every job that ran finished.
     assert submitted, f"no job was submitted to SLURM; log tail:\n{tail}"
-    assert len(submitted) == len(remote_headers), (
-        f"{len(remote_headers)} non-local jobs but {len(submitted)} sbatch submissions"
+    assert len(submitted) == len(remote) + len(groups), (
+        f"{len(remote)} non-local jobs and {len(groups)} group jobs but {len(submitted)} "
+        "sbatch submissions"
     )
-    assert len(finished) == len(headers), f"{len(headers)} jobs started, {len(finished)} finished"
+    assert len(finished) == len(every_job), (
+        f"{len(every_job)} jobs started, {len(finished)} finished"
+    )
     submitted_job_ids = {s["job"] for s in submitted}
-    for f in finished:
-        assert f["job"] in submitted_job_ids or f["rule"] in local_rules, (
-            f"job {f['job']} ({f['rule']}) finished without going through sbatch"
-        )
+    assert {j["job"] for j in remote} <= submitted_job_ids
+    assert {f["job"] for f in finished} == {j["job"] for j in every_job}
+    # The short per-shard jobs ran inside group jobs (with the prediction they encode), and
+    # each group job holds more than one job.
+    assert groups, "no group job: the per-shard rules were submitted one by one"
+    assert all(len(group) >= 2 for group in groups), groups
+    assert not GROUPED_RULES & {j["rule"] for j in alone}, [j["rule"] for j in alone]
+    print(f"SLURM: {len(submitted)} sbatch jobs ({len(remote)} alone, {len(groups)} groups "
+          f"holding {len(every_job) - len(alone)} jobs), {len(alone) - len(remote)} local")
 
     # Each submission left its SLURM log (the CI profile keeps successful jobs' logs).
-    slurm_logs = sorted((tmp_path / ".snakemake" / "slurm_logs").glob("rule_*/**/*.log"))
+    slurm_dir = tmp_path / ".snakemake" / "slurm_logs"
+    slurm_logs = sorted(p for pattern in ("rule_*/**/*.log", "group_*/**/*.log")
+                        for p in slurm_dir.glob(pattern))
     for s in submitted:
         path = Path(s["log"])
         assert path.is_file() and path.stat().st_size > 0, f"missing SLURM log {path}"

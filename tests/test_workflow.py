@@ -229,10 +229,13 @@ def test_bad_data_dir_stops_before_training(kaggle_run: Path, tmp_path: Path) ->
 
 # --- the same config twice gives the same bytes ---------------------------------------------
 
-# Files that hold measured time (seconds per epoch or image) or draw it, and Snakemake's own
-# records: everything else under results/ must be byte-identical between two fresh runs.
+# Files that hold measured time (seconds per epoch or image) or draw it, Snakemake's own
+# records, and ingest.json (it records the data folder's absolute path, and the second run
+# is in another folder): everything else under results/ must be byte-identical between two
+# fresh runs.
 TIMED = ("benchmarks/", "resume/")
-TIMED_NAMES = ("train.json", "history.csv", "summary.csv", "learning_curves.csv")
+TIMED_NAMES = ("train.json", "history.csv", "summary.csv", "learning_curves.csv",
+               "model_comparison.csv", "ingest.json")
 
 
 def _digests(results: Path) -> dict[str, str]:
@@ -241,6 +244,8 @@ def _digests(results: Path) -> dict[str, str]:
         rel = path.relative_to(results).as_posix()
         if rel.startswith(TIMED) or path.name in TIMED_NAMES or "timing" in rel:
             continue
+        if rel.startswith("metrics/") and path.suffix == ".json" and path.stem != "threshold":
+            continue  # a model's metrics carry its train_seconds
         if path.suffix == ".png" and not rel.startswith("predict/"):
             continue  # figures (learning curves draw the timed history)
         out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -275,3 +280,31 @@ def test_a_model_that_learns_nothing_stops_the_run(tmp_path: Path) -> None:
     assert "below min_val_dice=0.5" in text and "Try more steps" in text
     assert not (work / "results/models/unet32/weights.pt").exists()
     assert not (work / "results/submission.csv.gz").exists()
+
+
+def test_every_job_stays_within_its_declared_memory_and_time(done: Path) -> None:
+    """Issue 11.2: every benchmarked job of the complete run (results/benchmarks/**/*.tsv)
+    peaked at or under the memory it declared (max_rss, MiB, <= mem_mib) and ended within its
+    runtime. What each job declared is read from the run's own log, where Snakemake lists
+    each job's benchmark file and resolved resources."""
+    declared: dict[str, dict[str, int]] = {}
+    for log in sorted((done / ".snakemake/log").glob("*.snakemake.log")):
+        benchmark = None
+        for line in log.read_text().splitlines():
+            line = line.strip()
+            if re.fullmatch(r"(local)?rule \w+:", line):
+                benchmark = None
+            elif line.startswith("benchmark: "):
+                benchmark = line.removeprefix("benchmark: ")
+            elif line.startswith("resources: ") and benchmark:
+                pairs = (kv.split("=", 1) for kv in line.removeprefix("resources: ").split(", "))
+                values = dict(pairs)
+                declared[benchmark] = {k: int(values[k]) for k in ("mem_mib", "runtime")}
+    tables = {p.relative_to(done).as_posix() for p in (done / "results/benchmarks").rglob("*.tsv")}
+    assert tables == set(declared) and len(tables) >= 10, (tables ^ set(declared), len(tables))
+    over = []
+    for rel in sorted(tables):
+        row = pd.read_csv(done / rel, sep="\t").iloc[-1]
+        if row["max_rss"] > declared[rel]["mem_mib"] or row["s"] > 60 * declared[rel]["runtime"]:
+            over.append((rel, row["max_rss"], row["s"], declared[rel]))
+    assert not over, over
