@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 SMALL_REAL = {
     "test_shard_size": 8,
     "models": {
-        "effl0_320": {"size": [160, 240], "train": {"steps": 60, "warmup_steps": 6,
+        "effl0_320": {"size": [192, 288], "train": {"steps": 60, "warmup_steps": 6,
                                                     "eval_every_steps": 20}},
         "effl0_tiles": {"train": {"steps": 24, "warmup_steps": 4, "crop": 128,
                                   "eval_every_steps": 12}},
@@ -44,8 +44,8 @@ def real_run(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     overrides = {**SMALL_REAL, "data_dir": str(root / "data/kaggle"),
                  "truth": str(root / "data/truth/test_masks.csv")}
     (work / "small_real.yaml").write_text(yaml.safe_dump(overrides))
-    proc = snakemake(work, "--cores", "2", "submission", "--configfile",
-                     "configs/carvana-cpu.yaml", "small_real.yaml", timeout=900)
+    proc = snakemake(work, "--cores", "2", "submission", "results/metrics/summary.csv",
+                     "--configfile", "configs/carvana-cpu.yaml", "small_real.yaml", timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return work
 
