@@ -27,3 +27,14 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     cfg = SyntheticConfig(seed=5, train_cars=2, test_cars=1, width=96, height=64)
     generate(root / "kaggle", root / "truth", cfg, progress=False)
     return root / "kaggle", root / "truth"
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Tiny models: one torch thread is as fast, and immune to other jobs on the shared cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -32,12 +32,8 @@ META = {"name": "unet32", "arch": "unet", "params": {"initial_filters": 4, "dept
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is as fast, and immune to other jobs on the shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread):
+    """Tiny models: one thread (see conftest)."""
 
 
 def _state() -> dict[str, torch.Tensor]:

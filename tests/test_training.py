@@ -20,12 +20,8 @@ SPEC = {"arch": "unet", "size": 32, "params": {"initial_filters": 4, "depth": 2,
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is as fast, and immune to other jobs on the shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread):
+    """Tiny models: one thread (see conftest)."""
 
 
 @pytest.fixture()
