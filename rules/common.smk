@@ -1,6 +1,8 @@
+import os
 import re
 from glob import glob
 
+from carvana import cutouts as cut
 from carvana import resources as rs
 from carvana import workflow as wf
 
@@ -201,3 +203,37 @@ def get_final_outputs():
         *expand("results/models/{model}/learning_curve.png", model=TRAINED),
     ]
     return outputs + get_analysis_outputs()
+
+
+# --- cut-outs of a person's photos (rules/cutouts.smk) ---------------------------------
+
+CUTOUTS = cut.plan(config)
+CUTOUT_SETTINGS = config.get("cutouts") or {}
+
+
+def get_cutout_shard_inputs(wildcards):
+    """A shard's photos, the weights of every model of the chain, the chosen threshold."""
+    inputs = {
+        "_photos": list(CUTOUTS.shard_photos(wildcards.shard).values()),
+        "_weights": list(CUTOUTS.weights().values()),
+    }
+    if CUTOUTS.threshold == "best":
+        inputs["threshold_choice"] = "results/metrics/threshold.json"
+    return inputs
+
+
+def get_cutout_shard_dirs(wildcards=None):
+    """Every shard's folder (an error saying how to give photos when photos_dir is unset)."""
+    CUTOUTS.require_photos()
+    return expand(f"{cut.SHARD_DIR}/{{shard}}", shard=CUTOUTS.shards)
+
+
+def get_cutout_photo_files():
+    """Each photo's mask and RGBA cut-out (none when photos_dir is unset)."""
+    return [f"{cut.OUT_DIR}/{s}{suffix}" for s in CUTOUTS.photos for suffix in ("_mask.png", ".png")]
+
+
+def get_cutout_outputs(wildcards=None):
+    """Every final cut-out file (an error saying how to give photos when photos_dir is unset)."""
+    CUTOUTS.require_photos()
+    return CUTOUTS.outputs()

@@ -1,34 +1,7 @@
 # Cut-outs of a person's own photos with the trained workflow (see carvana.cutouts):
 #   snakemake --cores all cutouts --config photos_dir=DIR
 # Photos are sharded (`cutouts: shard_size`); each shard runs the submission's chain in process.
-
-from carvana import cutouts as cut
-
-CUTOUTS = cut.plan(config)
-CUTOUT_SETTINGS = config.get("cutouts") or {}
-
-
-def get_cutout_shard_inputs(wildcards):
-    """A shard's photos, the weights of every model of the chain, the chosen threshold."""
-    inputs = {
-        "_photos": list(CUTOUTS.shard_photos(wildcards.shard).values()),
-        "_weights": list(CUTOUTS.weights().values()),
-    }
-    if CUTOUTS.threshold == "best":
-        inputs["threshold_choice"] = "results/metrics/threshold.json"
-    return inputs
-
-
-def get_cutout_shard_dirs(wildcards=None):
-    """Every shard's folder (an error saying how to give photos when photos_dir is unset)."""
-    CUTOUTS.require_photos()
-    return expand(f"{cut.SHARD_DIR}/{{shard}}", shard=CUTOUTS.shards)
-
-
-def get_cutout_outputs(wildcards=None):
-    """Every final cut-out file (an error saying how to give photos when photos_dir is unset)."""
-    CUTOUTS.require_photos()
-    return CUTOUTS.outputs()
+# The plan (CUTOUTS) and the input functions are in common.smk.
 
 
 rule cutouts_shard:
@@ -68,12 +41,12 @@ rule cutouts_collect:
     input:
         shards=get_cutout_shard_dirs,
     output:
-        CUTOUTS.outputs(),
-    params:
-        stems=list(CUTOUTS.photos),
-        out_dir=cut.OUT_DIR,
         sheet=f"{cut.OUT_DIR}/contact_sheet.jpg",
         summary=f"{cut.OUT_DIR}/summary.csv",
+        _files=get_cutout_photo_files(),
+    params:
+        stems=list(CUTOUTS.photos),
+        out_dir=lambda wildcards, output: os.path.dirname(output.sheet),
     log:
         "logs/cutouts/collect.log",
     resources:
