@@ -72,10 +72,10 @@ def test_list_photos_errors_on_missing_or_empty_folder(tmp_path: Path) -> None:
 
 
 def _config(preset: str | None = None, **override: object) -> dict:
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    if preset:
-        config = deep_merge(config, yaml.safe_load((REPO / "configs" / preset).read_text()))
-    return deep_merge(config, dict(override))
+    """A preset as the Snakefile reads it (config.yaml, or the preset file alone), with
+    ``override`` merged in as a --config would."""
+    path = REPO / "configs" / preset if preset else REPO / "config.yaml"
+    return deep_merge(yaml.safe_load(path.read_text()), dict(override))
 
 
 def test_plan_shards_photos_and_lists_the_chain_models(tmp_path: Path) -> None:

@@ -27,7 +27,15 @@ from carvana import workflow as wf
 from carvana.bbox import box_from_prob
 from carvana.gates import GateError
 from carvana.ingest import shards
-from carvana.io import DataError, atomic_path, read_json, resize_prob, write_frame, write_jpeg
+from carvana.io import (
+    DataError,
+    atomic_path,
+    prob_levels,
+    read_json,
+    resize_prob,
+    write_frame,
+    write_jpeg,
+)
 from carvana.tiling import TileGeometry, cut_tiles, geometry, stitch, tile_rows
 
 if TYPE_CHECKING:
@@ -198,8 +206,7 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def quantize(prob: np.ndarray) -> np.ndarray:
     """Probabilities rounded to 8 bits, as the test chain stores them between stages."""
-    q = np.clip(np.rint(np.asarray(prob, np.float32) * 255.0), 0, 255)
-    return q.astype(np.float32) / np.float32(255.0)
+    return prob_levels(prob).astype(np.float32) / np.float32(255.0)
 
 
 def _write_png(path: Path, array: np.ndarray, mode: str) -> None:
