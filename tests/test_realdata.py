@@ -100,3 +100,21 @@ def test_cutouts_of_real_photos_at_odd_sizes(real_run: Path, sample_dir: Path,
         assert rgba.shape == (*truth.shape, 4)
         assert np.array_equal(rgba[..., 3], mask)
     assert cv2.imread(str(out / "contact_sheet.jpg")) is not None
+
+
+def test_default_config_on_real_photos_stops_at_a_gate(sample_dir: Path,
+                                                       tmp_path: Path) -> None:
+    """The new user's first try: config.yaml (small synthetic-sized U-Nets) on a real folder of
+    2 train cars and 1 test car. It must not end green with empty masks: the first low-res
+    model fails its quality gate, naming itself, its Dice and the real-photo preset."""
+    make_subset(sample_dir, tmp_path / "data", SubsetSpec(test_cars=1, train_cars=2, width=480))
+    work = copy_workflow(tmp_path / "run")
+    proc = snakemake(work, "--cores", "2", "submission", "--configfile", "config.yaml",
+                     "--config", f"data_dir={tmp_path / 'data/kaggle'}",
+                     f"truth={tmp_path / 'data/truth/test_masks.csv'}")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-3000:]
+    assert "GateError: model 'unet128'" in output and "min_val_dice" in output, output[-3000:]
+    assert "configs/carvana-cpu.yaml" in output
+    assert not (work / "results/models/unet128/weights.pt").exists()
+    assert not (work / "results/submission.csv.gz").exists()
