@@ -5,8 +5,8 @@ seconds per optimizer step and peak memory, each setting in a fresh process.
 
 Each child process builds the model, runs 2 warm-up steps and ``--repeats`` timed steps of
 Adam on random data shaped as the workflow's batches (``batch`` images -> 2 tiles each, RGB
-plus, for the depth model, a 4th channel), in channels_last as ``carvana.training`` does,
-and reports the median step time and its peak RSS (ru_maxrss). Results go to stdout and to
+plus, for the depth model, a 4th channel), in channels_last as ``carvana.training`` does
+(float32, or bfloat16 autocast as ``training: cpu_bf16`` sets), and reports the median step time and its peak RSS (ru_maxrss). Results go to stdout and to
 benchmarks/results/crop_training.json.
 """
 
@@ -21,12 +21,14 @@ import sys
 import time
 from pathlib import Path
 
-SETTINGS = [  # (label, arch params, channels, side, images per batch)
-    ("efficientnet_unet lite0, whole 960 tiles", "effl0", 3, 960, 2),
-    ("efficientnet_unet lite0, 384 crops", "effl0", 3, 384, 2),
-    ("efficientnet_unet lite0 + depth, 384 crops", "effl0", 4, 384, 2),
-    ("unet 8->128 (config.yaml fullres), whole 960 tiles", "unet8", 3, 960, 4),
-    ("unet 8->128 (config.yaml fullres), 384 crops", "unet8", 3, 384, 4),
+SETTINGS = [  # (label, arch params, channels, side, images per batch, bf16 autocast)
+    ("efficientnet_unet lite0, whole 960 tiles", "effl0", 3, 960, 2, False),
+    ("efficientnet_unet lite0, 384 crops", "effl0", 3, 384, 2, False),
+    ("efficientnet_unet lite0, 384 crops, bf16", "effl0", 3, 384, 2, True),
+    ("efficientnet_unet lite0 + depth, 384 crops", "effl0", 4, 384, 2, False),
+    ("efficientnet_unet lite0 + depth, 384 crops, bf16", "effl0", 4, 384, 2, True),
+    ("unet 8->128 (config.yaml fullres), whole 960 tiles", "unet8", 3, 960, 4, False),
+    ("unet 8->128 (config.yaml fullres), 384 crops", "unet8", 3, 384, 4, False),
 ]
 ARCHS = {
     "effl0": ("efficientnet_unet", {"encoder": "lite0", "pretrained": False}),
@@ -35,7 +37,7 @@ ARCHS = {
 
 
 def child(arch_key: str, channels: int, side: int, images: int, repeats: int,
-          threads: int) -> dict:
+          threads: int, bf16: bool) -> dict:
     """One setting, in this process: median seconds per step and peak RSS in MB."""
     import torch
 
@@ -54,7 +56,9 @@ def child(arch_key: str, channels: int, side: int, images: int, repeats: int,
     for i in range(2 + repeats):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        bce_dice_loss(model(x), y).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x)
+        bce_dice_loss(logits, y).backward()
         opt.step()
         if i >= 2:
             times.append(time.perf_counter() - t0)
@@ -67,18 +71,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        arch, channels, side, images = args.child
+        arch, channels, side, images, bf16 = args.child
         print(json.dumps(child(arch, int(channels), int(side), int(images), args.repeats,
-                               args.threads)))
+                               args.threads, bf16 == "bf16")))
         return
     rows = []
-    for label, arch, channels, side, images in SETTINGS:
+    for label, arch, channels, side, images, bf16 in SETTINGS:
         out = subprocess.run(
             [sys.executable, __file__, "--repeats", str(args.repeats), "--threads",
-             str(args.threads), "--child", arch, str(channels), str(side), str(images)],
+             str(args.threads), "--child", arch, str(channels), str(side), str(images),
+             "bf16" if bf16 else "float32"],
             capture_output=True, text=True, check=True)
         row = {"setting": label, "images_per_batch": images, **json.loads(out.stdout)}
         rows.append(row)

@@ -206,3 +206,20 @@ def test_channels_last_on_the_cpu() -> None:
 
     _fit({"steps": 3}, augment=True, on_step=on_step)  # steps 2, 3 and the validation
     assert len(layouts) == 3 and all(layouts)
+
+
+@pytest.mark.parametrize("cpu_bf16", [False, True])
+def test_cpu_bf16_autocasts_training_steps_only(cpu_bf16: bool) -> None:
+    """``cpu_bf16`` runs the training steps' forward in bfloat16 on the CPU; validation (whose
+    Dice the quality gate judges) stays float32, as does everything without the flag."""
+    dtypes: list[torch.dtype] = []
+
+    def on_step(step: int, model: torch.nn.Module) -> None:
+        if step == 1:
+            model.register_forward_hook(lambda m, args, out: dtypes.append(out.dtype))
+
+    _, history, _, model = _fit({"steps": 3, "cpu_bf16": cpu_bf16}, on_step=on_step)
+    step_dtype = torch.bfloat16 if cpu_bf16 else torch.float32
+    assert dtypes == [step_dtype, step_dtype, torch.float32]  # steps 2, 3, then validation
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights
+    assert history["train_loss"].notna().all() and history["val_dice"].notna().all()

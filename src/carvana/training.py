@@ -92,6 +92,7 @@ class TrainConfig:
     min_val_dice: float = 0.5
     crop: int | None = None
     amp: bool = True
+    cpu_bf16: bool = False
     num_workers: int = 0
     cache_mb: int = 2048
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -302,7 +303,7 @@ class _Trainer:
         x, y = self.augment(x, y)
         x = x.contiguous(memory_format=torch.channels_last)
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(self.device.type, enabled=cfg.amp and self.cuda):
+        with self.autocast():
             loss = bce_dice_loss(self.model(x), y)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -313,6 +314,13 @@ class _Trainer:
         value = loss.detach().item()
         p.loss_sum, p.loss_count = p.loss_sum + value * len(x), p.loss_count + len(x)
         return value
+
+    def autocast(self) -> torch.autocast:
+        """The training step's mixed precision: float16 on CUDA with ``amp``, bfloat16 on the
+        CPU with ``cpu_bf16``. Validation stays in float32 (its Dice is what the gate judges)."""
+        if self.cuda:
+            return torch.autocast("cuda", enabled=self.cfg.amp)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.cpu_bf16)
 
     def validate(self, phase: Phase) -> None:
         """Validate; a history row, best weights, plateau cut and early stop (after min_steps)."""
