@@ -223,3 +223,11 @@ def test_cpu_bf16_autocasts_training_steps_only(cpu_bf16: bool) -> None:
     assert dtypes == [step_dtype, step_dtype, torch.float32]  # steps 2, 3, then validation
     assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights
     assert history["train_loss"].notna().all() and history["val_dice"].notna().all()
+
+
+def test_cpu_bf16_without_native_support_warns(monkeypatch: pytest.MonkeyPatch,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr("carvana.training.native_cpu_bf16", lambda: False)
+    with caplog.at_level("WARNING", logger="carvana.training"):
+        _fit({"steps": 1, "cpu_bf16": True})
+    assert "cpu_bf16: false" in caplog.text and "emulated" in caplog.text

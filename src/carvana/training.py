@@ -130,6 +130,14 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def native_cpu_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 natively on this CPU (else bf16 autocast is emulated)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
     """BCE + (1 - soft dice) over the batch, as the original (soft dice with smooth 1)."""
     logits = logits.float()
@@ -218,6 +226,10 @@ class _Trainer:
         self.phases = plan_phases(cfg, self.steps_per_epoch)
         self.augment = Augmenter(cfg.augment).to(device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and self.cuda)
+        if cfg.cpu_bf16 and device.type == "cpu" and not native_cpu_bf16():
+            log.warning("training.cpu_bf16 is set but this CPU has no native bfloat16 "
+                        "(AVX512-BF16/AMX): the steps will be emulated and slower; set "
+                        "`training: cpu_bf16: false` here")
         self.initial_state = copy.deepcopy(model.state_dict())
         self.best_state = self.initial_state
         self.rows: list[dict[str, Any]] = []
