@@ -60,20 +60,8 @@ def res_cutouts(key):
 
 
 def get_group(name):
-    """Rule `name`'s cluster group: on SLURM the short per-shard jobs run in one cluster job with
-    the job that makes their input (Snakemake `group:`; local runs ignore groups). `shard_head`:
-    a ladder model's prediction of a shard and the boxes from it; `shard_tail`: a shard's
-    ensemble; the encoding joins its source's group (a tile model's: `shard_tiles`). Boxes and
-    the ensemble cannot share a group: the tile predictions lie between them, and a group must
-    not reach itself through an outside job. None: the rule's jobs run alone."""
-    source = config["submission"]["source"]
-    if name == "encode_shard":
-        name = ("ensemble_test" if source == "ensemble" else
-                "predict_lowres_test" if source in LADDER else "predict_tiles_test")
-    groups = {"predict_lowres_test": "shard_head", "boxes_test": "shard_head",
-              "ensemble_test": "shard_tail",
-              "predict_tiles_test": "shard_tiles" if source in TILE_MODELS else None}
-    return groups[name]
+    """Rule `name`'s cluster group on SLURM (carvana.workflow.shard_group)."""
+    return wf.shard_group(config, name)
 
 
 def get_data(wildcards=None):

@@ -123,3 +123,18 @@ def test_test_shard_size_auto_by_default(tmp_path: Path) -> None:
     for bad in (0, "big", 2.5):
         with pytest.raises(Exception, match="test_shard_size"):
             validate({**config, "test_shard_size": bad}, SCHEMA)
+
+
+@pytest.mark.parametrize(("source", "encode_group"), [
+    ("ensemble", "shard_tail"), ("unet128", "shard_head"), ("fullres", "shard_tiles")])
+def test_shard_groups_follow_the_submission_source(source: str, encode_group: str) -> None:
+    """The encoding joins the group of the job that makes its input; tile predictions form a
+    group only when a tile model is the source (else they would group with nothing)."""
+    config = merged(None)
+    config["submission"]["source"] = source
+    assert wf.shard_group(config, "encode_shard") == encode_group
+    assert wf.shard_group(config, "predict_lowres_test") == "shard_head"
+    assert wf.shard_group(config, "boxes_test") == "shard_head"
+    assert wf.shard_group(config, "ensemble_test") == "shard_tail"
+    tiles = wf.shard_group(config, "predict_tiles_test")
+    assert tiles == ("shard_tiles" if source == "fullres" else None)

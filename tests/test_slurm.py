@@ -10,7 +10,7 @@ What it checks, on the tiny preset in a copy of the workflow:
 - `snakemake --workflow-profile none --profile profiles/slurm --profile .ci/slurm-profile
   --configfile configs/tiny.yaml submission` exits 0;
 - every non-local job went through sbatch and left its SLURM log: one sbatch call per job
-  that runs alone and one per group job (rules/common.smk `get_group`: the short per-shard
+  that runs alone and one per group job (carvana.workflow.shard_group: the short per-shard
   jobs run in the cluster job of the prediction they encode), none for the jobs inside groups;
 - results/submission.csv.gz exists with header `img,rle_mask`;
 - the one rule forced to `gpu=1` (GPU_RULE) was submitted with a GPU request (the CI
@@ -51,7 +51,7 @@ RULE_HEADER_RE = re.compile(r"^(?P<indent>\s*)(?P<local>local)?rule (?P<rule>\w+
 GROUP_RE = re.compile(r"Group job (?P<group>\S+) \(jobs in lexicogr\. order\):$")
 JOBID_RE = re.compile(r"^\s*jobid: (?P<job>\d+)$")
 FINISHED_RE = re.compile(r"^Finished jobid: (?P<job>\d+) \(Rule: (?P<rule>\w+)\)$")
-# The short per-shard rules (rules/common.smk get_group): never a cluster job of their own.
+# The short per-shard rules (carvana.workflow.shard_group): never a cluster job of their own.
 GROUPED_RULES = {"encode_shard", "boxes_test", "ensemble_test"}
 
 

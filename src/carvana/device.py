@@ -69,3 +69,11 @@ def select_device(requested: str = "auto", cpu_fallback: bool = True) -> torch.d
     torch.cuda.set_device(index)
     log.info("using cuda:%d (%s)", index, torch.cuda.get_device_name(index))
     return torch.device("cuda", index)
+
+
+def native_cpu_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 natively on this CPU (else bf16 autocast is emulated)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

@@ -171,6 +171,16 @@ def _is_tiles(spec: dict[str, Any]) -> bool:
     return spec.get("input", "lowres") == "tiles"
 
 
+def _channels(spec: dict[str, Any]) -> int:
+    """Input channels: RGB, plus the low-res probabilities for a depth model."""
+    return 4 if spec.get("depth_from") else 3
+
+
+def _cost(spec: dict[str, Any]) -> tuple[ArchCost, float]:
+    """The architecture's coefficients and the network's ``model_width``."""
+    return COSTS[spec["arch"]], model_width(spec["arch"], spec.get("params") or {})
+
+
 def tile_side(config: dict[str, Any], shape: DataShape) -> int:
     """The tile side of config ``tiles:`` on this data (carvana.tiling.tile_geometry)."""
     tiles = config.get("tiles") or {}
@@ -191,9 +201,9 @@ def train_batches(config: dict[str, Any], spec: dict[str, Any],
     if not _is_tiles(spec):
         step = Batch(n, _lowres_pixels(spec["size"]), 3, n)
         return step, step
-    channels = 4 if spec.get("depth_from") else 3
     tile = tile_side(config, shape)
     side = int(spec["train"].get("crop") or tile)
+    channels = _channels(spec)
     return Batch(2 * n, side * side, channels, n), Batch(2 * n, tile * tile, channels, n)
 
 
@@ -206,7 +216,7 @@ def predict_batch(config: dict[str, Any], spec: dict[str, Any], shape: DataShape
         return Batch(n, _lowres_pixels(spec["size"]), 3, n)
     n = images or int(config["predict"]["tile_batch_size"])
     tile = tile_side(config, shape)
-    return Batch(2 * n, tile * tile, 4 if spec.get("depth_from") else 3, n)
+    return Batch(2 * n, tile * tile, _channels(spec), n)
 
 
 def _round_mb(mb: float) -> int:
@@ -227,8 +237,7 @@ def _cache_mb(spec: dict[str, Any], val: Batch, shape: DataShape) -> float:
 
 def train_mem_mb(config: dict[str, Any], spec: dict[str, Any], shape: DataShape) -> int:
     """Peak memory (MB) of the training job of ``spec`` (a ``workflow.model_spec``)."""
-    cost = COSTS[spec["arch"]]
-    width = model_width(spec["arch"], spec.get("params") or {})
+    cost, width = _cost(spec)
     step, val = train_batches(config, spec, shape)
     activations = width * max(cost.train_mb * step.mpx, cost.infer_mb * val.mpx)
     decoded = step.images * shape.mpx * 8  # a batch's photos and masks while they load
@@ -240,8 +249,7 @@ def predict_mem_mb(config: dict[str, Any], spec: dict[str, Any], shape: DataShap
                    images: int | None = None) -> int:
     """Peak memory (MB) of a prediction job of ``spec``: a batch's forward pass, its full-size
     photos and (tile models) their stitched float maps. ``images``: a batch of that many."""
-    cost = COSTS[spec["arch"]]
-    width = model_width(spec["arch"], spec.get("params") or {})
+    cost, width = _cost(spec)
     batch = predict_batch(config, spec, shape, images)
     decoded = batch.images * shape.mpx * 16
     return _round_mb(BASE_MB + cost.infer_fixed_mb + SAFETY * cost.infer_mb * width * batch.mpx
@@ -279,8 +287,8 @@ def train_steps(spec: dict[str, Any], n_train: int) -> tuple[int, int]:
 def train_runtime(config: dict[str, Any], spec: dict[str, Any], shape: DataShape) -> int:
     """Minutes of the training job of ``spec`` on a CPU like the calibration's (an upper
     bound on a GPU)."""
-    cost = COSTS[spec["arch"]]
-    speed = _speed(cost, model_width(spec["arch"], spec.get("params") or {}))
+    cost, width = _cost(spec)
+    speed = _speed(cost, width)
     step, val = train_batches(config, spec, shape)
     n_val = val_images(config, shape)
     steps, validations = train_steps(spec, max(1, shape.n_train - n_val))
@@ -296,8 +304,8 @@ def predict_seconds(config: dict[str, Any], spec: dict[str, Any], shape: DataSha
                     n_images: int) -> float:
     """Seconds to predict ``n_images`` photos with ``spec``'s model on a CPU like the
     calibration's (reading each photo and writing its map included; no start-up, no safety)."""
-    cost = COSTS[spec["arch"]]
-    speed = _speed(cost, model_width(spec["arch"], spec.get("params") or {}))
+    cost, width = _cost(spec)
+    speed = _speed(cost, width)
     batch = predict_batch(config, spec, shape)
     per_image = speed * cost.infer_s * batch.mpx / batch.images + 2 * shape.mpx * IO_S_PER_MPX
     return n_images * per_image

@@ -43,6 +43,7 @@ from carvana.checkpoint import (  # noqa: F401
     save_resume,
     set_rng_state,
 )
+from carvana.device import native_cpu_bf16
 from carvana.schedule import (
     SCHEDULES,
     EpochSampler,
@@ -128,14 +129,6 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
-
-
-def native_cpu_bf16() -> bool:
-    """Whether oneDNN runs bfloat16 natively on this CPU (else bf16 autocast is emulated)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:

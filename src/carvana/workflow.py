@@ -73,6 +73,23 @@ def tile_models(config: dict[str, Any]) -> list[str]:
     return list(config.get("fullres", []))
 
 
+def shard_group(config: dict[str, Any], rule: str) -> str | None:
+    """Rule ``rule``'s cluster group (Snakemake ``group:``; local runs ignore groups): on SLURM
+    the short per-shard jobs run in one cluster job with the job that makes their input.
+    ``shard_head``: a ladder model's prediction of a shard and the boxes from it;
+    ``shard_tail``: a shard's ensemble; the encoding joins its source's group (a tile model's:
+    ``shard_tiles``). Boxes and the ensemble cannot share a group: the tile predictions lie
+    between them, and a group must not reach itself through an outside job. None: alone."""
+    source = config["submission"]["source"]
+    if rule == "encode_shard":
+        rule = ("ensemble_test" if source == "ensemble" else
+                "predict_lowres_test" if source in config["ladder"] else "predict_tiles_test")
+    groups = {"predict_lowres_test": "shard_head", "boxes_test": "shard_head",
+              "ensemble_test": "shard_tail",
+              "predict_tiles_test": "shard_tiles" if source in tile_models(config) else None}
+    return groups[rule]
+
+
 def ensemble_members(config: dict[str, Any]) -> dict[str, float]:
     """Model name -> weight of the ensemble (empty when there is none)."""
     ens = config.get("ensemble", {})
