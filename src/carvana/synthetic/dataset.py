@@ -39,12 +39,19 @@ def image_rng(seed: int, split: int, index: int, angle: int) -> np.random.Genera
     return np.random.default_rng([seed, split, index, angle, 2])
 
 
-def render_task(task: RenderTask) -> Row:
-    """Render and write one image (and its mask for train); return (split, img name, rle)."""
-    cfg, split = task.cfg, task.split
-    rng = image_rng(cfg.seed, split, task.index, task.angle)
+def render_image(task: RenderTask) -> tuple[str, np.ndarray, np.ndarray]:
+    """Render one image without writing it: (image id, (H, W, 3) uint8 RGB, (H, W) {0,1} mask)."""
+    cfg = task.cfg
+    rng = image_rng(cfg.seed, task.split, task.index, task.angle)
     image, mask = render_car(task.car, task.angle, cfg.width, cfg.height, rng)
     image_id = ids_mod.validate_id(f"{task.car.car_id}_{task.angle:02d}", "synthetic")
+    return image_id, image, mask
+
+
+def render_task(task: RenderTask) -> Row:
+    """Render and write one image (and its mask for train); return (split, img name, rle)."""
+    image_id, image, mask = render_image(task)
+    split, cfg = task.split, task.cfg
     folder = "train" if split == TRAIN else "test"
     out_dir = Path(task.out_dir)
     cio.write_jpeg(out_dir / folder / f"{image_id}.jpg", image, quality=cfg.jpeg_quality)
