@@ -36,6 +36,7 @@ LOG = logging.getLogger("carvana.serve")
 STATIC = Path(str(resources.files("carvana.serve") / "static"))
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; img-src 'self' blob: data:; "
+                                 b"connect-src 'self' blob:; "
                                  b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),

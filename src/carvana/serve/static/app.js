@@ -15,7 +15,7 @@ function showNotice(text) {
 }
 
 function megabytes(bytes) {
-  return `${(bytes / 2 ** 20).toFixed(1)} MB`;
+  return `${Number((bytes / 2 ** 20).toFixed(1))} MB`;
 }
 
 async function loadHealth() {
@@ -125,9 +125,16 @@ async function showCutout(card, file, blob, headers, elapsed) {
   const queued = Number(headers.get("X-Queue-Seconds"));
   const size = headers.get("X-Photo-Size") || `${cutout.naturalWidth}x${cutout.naturalHeight}`;
   const waited = queued >= 0.05 ? `, after ${queued.toFixed(1)} s in the queue` : "";
-  $(".stats", card).textContent = `The car covers ${(share * 100).toFixed(1)}% of the ` +
-    `${size.replace("x", "×")} photo. Cut out in ${server.toFixed(2)} s on the server` +
-    `${waited}; ${elapsed.toFixed(2)} s in all.`;
+  const stats = $(".stats", card);
+  stats.replaceChildren();
+  for (const line of [
+    `The car covers ${(share * 100).toFixed(1)}% of the ${size.replace("x", "×")} photo.`,
+    `Cut out in ${server.toFixed(2)} s on the server${waited}; ${elapsed.toFixed(2)} s in all.`,
+  ]) {
+    const span = document.createElement("span");
+    span.textContent = line;
+    stats.append(span);
+  }
   const name = stem(file.name);
   const png = $(".png", card);
   png.href = cutout.src;
