@@ -1,13 +1,28 @@
-"""Shared fixtures: the real sample (skipped when absent), tiny synthetic data."""
+"""Shared fixtures: the real sample (skipped when absent), one real-photo workflow run shared by
+the tests that need trained real-photo models, tiny synthetic data."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from wfutil import REPO
+from wfutil import REPO, copy_workflow, snakemake
 
 SAMPLE = REPO.parent / "shared" / "carvana-sample"
+
+# Over configs/carvana-cpu.yaml: the same models and stages, with step budgets and sizes for
+# 480x320 photos (tiles of 256 px) and a few minutes of CPU.
+SMALL_REAL = {
+    "test_shard_size": 8,
+    "models": {
+        "effl0_320": {"size": [192, 288], "train": {"steps": 60, "warmup_steps": 6,
+                                                    "eval_every_steps": 20}},
+        "effl0_tiles": {"train": {"steps": 24, "warmup_steps": 4, "crop": 128,
+                                  "eval_every_steps": 12}},
+        "effl0_depth": {"train": {"steps": 24, "warmup_steps": 4, "crop": 128,
+                                  "eval_every_steps": 12}},
+    },
+}
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +31,28 @@ def sample_dir() -> Path:
     if not (SAMPLE / "train_masks").is_dir():
         pytest.skip(f"real sample not present at {SAMPLE}")
     return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def real_run(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workflow copy after `submission` with configs/carvana-cpu.yaml on a real subset: 3 cars
+    to train on, a 4th held out as the test set (run once per session: a few minutes)."""
+    import yaml
+
+    from carvana.subset import SubsetSpec, make_subset
+
+    root = tmp_path_factory.mktemp("real")
+    cars = make_subset(sample_dir, root / "data",
+                       SubsetSpec(test_cars=1, train_cars=3, width=480))
+    assert len(cars["train"]) == 3 and len(cars["test"]) == 1
+    work = copy_workflow(root / "run")
+    overrides = {**SMALL_REAL, "data_dir": str(root / "data/kaggle"),
+                 "truth": str(root / "data/truth/test_masks.csv")}
+    (work / "small_real.yaml").write_text(yaml.safe_dump(overrides))
+    proc = snakemake(work, "--cores", "2", "submission", "results/metrics/summary.csv",
+                     "--configfile", "configs/carvana-cpu.yaml", "small_real.yaml", timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return work
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """The real-photo preset end to end on real Carvana photos (the shared sample, never copied into
 the repository): 3 cars to train and validate on, a 4th car as the test set with its masks kept
-aside, photos at a quarter of their size so the whole DAG takes a few minutes on 2 cores."""
+aside, photos at a quarter of their size so the whole DAG takes a few minutes on 2 cores. The run
+itself is the session fixture ``real_run`` (conftest.py), shared with the browser test."""
 
 from __future__ import annotations
 
@@ -10,44 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from wfutil import copy_workflow, snakemake
 
 from carvana.subset import SubsetSpec, make_subset
 
 pytestmark = pytest.mark.slow
 
-# Over configs/carvana-cpu.yaml: the same models and stages, with step budgets and sizes for
-# 480x320 photos (tiles of 256 px) and a few minutes of CPU.
-SMALL_REAL = {
-    "test_shard_size": 8,
-    "models": {
-        "effl0_320": {"size": [192, 288], "train": {"steps": 60, "warmup_steps": 6,
-                                                    "eval_every_steps": 20}},
-        "effl0_tiles": {"train": {"steps": 24, "warmup_steps": 4, "crop": 128,
-                                  "eval_every_steps": 12}},
-        "effl0_depth": {"train": {"steps": 24, "warmup_steps": 4, "crop": 128,
-                                  "eval_every_steps": 12}},
-    },
-}
 DICE_FLOOR = 0.9  # an untrained network scores ~0.3 (all car) or 0 (no car) here
-
-
-@pytest.fixture(scope="module")
-def real_run(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A workflow copy after `submission` with configs/carvana-cpu.yaml on the real subset."""
-    root = tmp_path_factory.mktemp("real")
-    cars = make_subset(sample_dir, root / "data",
-                       SubsetSpec(test_cars=1, train_cars=3, width=480))
-    assert len(cars["train"]) == 3 and len(cars["test"]) == 1
-    work = copy_workflow(root / "run")
-    overrides = {**SMALL_REAL, "data_dir": str(root / "data/kaggle"),
-                 "truth": str(root / "data/truth/test_masks.csv")}
-    (work / "small_real.yaml").write_text(yaml.safe_dump(overrides))
-    proc = snakemake(work, "--cores", "2", "submission", "results/metrics/summary.csv",
-                     "--configfile", "configs/carvana-cpu.yaml", "small_real.yaml", timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return work
 
 
 def test_real_photos_score_above_an_untrained_floor(real_run: Path) -> None:
