@@ -492,3 +492,58 @@ def test_command_line_names_a_model_error_and_a_taken_port(capsys: pytest.Captur
             main(["--models", "x", "--port", str(port)], loader=lambda *a, **k: FakeSegmenter())
     assert stop.value.code == 2
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_a_client_that_leaves_while_queued_frees_its_place_and_costs_no_inference() -> None:
+    """Raw ASGI: a second photo waits behind a running one, then its client disconnects. Its
+    job is dropped before it runs, and its place in the queue is given back."""
+    gate = threading.Event()
+    segmenter = FakeSegmenter(gate)
+    inference = Inference([segmenter], 2)
+    app = create_app(inference, Limits(), segmenter.describe())
+    body = (b'--XyZ\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n'
+            + JPEG + b"\r\n--XyZ--\r\n")
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/api/cutout", "raw_path": b"",
+             "query_string": b"", "root_path": "", "server": ("test", 80),
+             "client": ("127.0.0.1", 1),
+             "headers": [(b"content-type", b"multipart/form-data; boundary=XyZ"),
+                         (b"content-length", str(len(body)).encode())]}
+
+    async def call(leave: asyncio.Event) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive() -> dict[str, Any]:
+            if messages:
+                return messages.pop()
+            await leave.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app(dict(scope), receive, send)
+        return sent
+
+    async def go() -> None:
+        stays, leaves = asyncio.Event(), asyncio.Event()
+        first = asyncio.create_task(call(stays))
+        while inference.running == 0:
+            await asyncio.sleep(0.01)
+        second = asyncio.create_task(call(leaves))
+        while inference.admitted < 2:
+            await asyncio.sleep(0.01)
+        leaves.set()
+        left = await second
+        assert left[0]["status"] == 400 and b"left" in left[1]["body"]
+        assert inference.admitted == 1  # its place is free while the first still runs
+        gate.set()
+        assert (await first)[0]["status"] == 200
+        assert inference.admitted == 0
+
+    try:
+        run(go())
+    finally:
+        inference.close()
+    assert segmenter.calls == 1
