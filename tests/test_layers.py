@@ -30,8 +30,10 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         "augment", "tiling", "ingest", "comparison", "ensemble", "evaluation", "synthetic", "subset",
         "plots", "device", "tensors", "checkpoint", "schedule", "models", "data",
     })),
-    # what combines parts: boxes, the submission, figures, job resources, training
-    ("domain", frozenset({"bbox", "submission", "analysis", "resources", "training"})),
+    # what combines parts: boxes, the submission, figures, job resources, training, and the
+    # runtimes that run a model's forward passes (torch, ONNX Runtime, OpenVINO)
+    ("domain", frozenset({"bbox", "submission", "analysis", "resources", "training",
+                          "backends"})),
     # the submission checker, the config's file lists, prediction by a trained model
     ("use", frozenset({"validate", "workflow", "predict"})),
     # full-resolution tiles and the cut-out chain (both predict)
