@@ -127,6 +127,8 @@ rule predict_tiles_val:
         tiles=config["tiles"],
         batch_size=config["predict"]["tile_batch_size"],
         tta_hflip=config["predict"]["tta_hflip"],
+        backend=config["predict"]["backend"],
+        precision=config["predict"]["precision"],
         device=config["device"],
         cpu_fallback=config["cpu_fallback"],
     log:
@@ -165,6 +167,8 @@ rule predict_tiles_test:
         tiles=config["tiles"],
         batch_size=config["predict"]["tile_batch_size"],
         tta_hflip=config["predict"]["tta_hflip"],
+        backend=config["predict"]["backend"],
+        precision=config["predict"]["precision"],
         device=config["device"],
         cpu_fallback=config["cpu_fallback"],
     log:

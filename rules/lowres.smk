@@ -50,6 +50,8 @@ rule predict_lowres_train_all:
         fold="all",
         batch_size=config["predict"]["batch_size"],
         tta_hflip=config["predict"]["tta_hflip"],
+        backend=config["predict"]["backend"],
+        precision=config["predict"]["precision"],
         device=config["device"],
         cpu_fallback=config["cpu_fallback"],
     log:
@@ -85,6 +87,8 @@ rule predict_lowres_test:
         ids=lambda wc: SHARDS[wc.shard],
         batch_size=config["predict"]["batch_size"],
         tta_hflip=config["predict"]["tta_hflip"],
+        backend=config["predict"]["backend"],
+        precision=config["predict"]["precision"],
         device=config["device"],
         cpu_fallback=config["cpu_fallback"],
     log:

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from carvana.backends import BackendSpec, resolve
 from carvana.bbox import read_bands
 from carvana.checkpoint import clear_resume, load_checkpoint, params_hash, save_checkpoint
 from carvana.cutouts import ChainSpec, cutouts_shard
@@ -80,16 +81,20 @@ def train_lowres_stage(*, name: str, spec: dict[str, Any], data_dir: str, split:
 def predict_lowres_stage(*, name: str, spec: dict[str, Any], weights: str, data_dir: str,
                          folder: str, ids: list[str] | None = None, split: str | None = None,
                          fold: str | None = None, batch_size: int, tta_hflip: bool,
-                         device: str, cpu_fallback: bool, preds: str, timing: str) -> None:
+                         backend: str, precision: str, device: str, cpu_fallback: bool,
+                         preds: str, timing: str) -> None:
     """Predict a test shard's ``ids`` or a ``fold`` of the train images (images read from
-    ``folder``: 'train' or 'test') with a low-res model."""
+    ``folder``: 'train' or 'test') with a low-res model, on ``backend`` at ``precision``."""
+    run = resolve(BackendSpec(backend=backend, precision=precision))
     dev = select_device(device, cpu_fallback)
     model, meta = load_model(weights, dev, _expected(name, spec, input="lowres",
                                                      size=spec["size"]))
     chosen = select_ids(ids=ids, split=split, fold=fold)
     dataset = LowResDataset(data_dir, folder, chosen, meta["size"], with_masks=False)
-    stats = predict_to_dir(model, dataset, preds, dev, batch_size=batch_size, tta_hflip=tta_hflip)
-    write_json(timing, {"model": name, "folder": folder, **stats})
+    stats = predict_to_dir(model, dataset, preds, dev, batch_size=batch_size, tta_hflip=tta_hflip,
+                           spec=run)
+    write_json(timing, {"model": name, "folder": folder, **stats, "backend": run.backend,
+                        "precision": run.precision})
 
 
 def _tile_dataset(data_dir: str, split: str, ids: list[str], boxes_csvs: list[str],
@@ -149,10 +154,11 @@ def predict_tiles_stage(*, name: str, spec: dict[str, Any], weights: str, data_d
                         folder: str, ids: list[str] | None = None, split: str | None = None,
                         fold: str | None = None, boxes: str, ingest: str,
                         tiles: dict[str, Any], depth: str | None = None, batch_size: int,
-                        tta_hflip: bool, device: str, cpu_fallback: bool, preds: str,
-                        timing: str) -> None:
+                        tta_hflip: bool, backend: str, precision: str, device: str,
+                        cpu_fallback: bool, preds: str, timing: str) -> None:
     """Predict a test shard's ``ids`` or a ``fold`` of the train images tile by tile and write
     stitched full-size probability maps. ``batch_size`` counts images (two tiles each)."""
+    run = resolve(BackendSpec(backend=backend, precision=precision))
     dev = select_device(device, cpu_fallback)
     geom = geometry(ingest, tiles)
     model, _ = load_model(weights, dev, _expected(
@@ -160,8 +166,10 @@ def predict_tiles_stage(*, name: str, spec: dict[str, Any], weights: str, data_d
     chosen = select_ids(ids=ids, split=split, fold=fold)
     dataset = _tile_dataset(data_dir, folder, chosen, [boxes], geom, False, depth)
     stats = predict_to_dir(model, dataset, preds, dev, batch_size=batch_size, tta_hflip=tta_hflip,
-                           collate_fn=collate_tiles, write=stitch_writer(dataset.bands, geom))
-    write_json(timing, {"model": name, "folder": folder, **stats})
+                           collate_fn=collate_tiles, write=stitch_writer(dataset.bands, geom),
+                           spec=run)
+    write_json(timing, {"model": name, "folder": folder, **stats, "backend": run.backend,
+                        "precision": run.precision})
 
 
 def cutouts_shard_stage(*, photos: dict[str, str], weights: dict[str, str], ingest: str,

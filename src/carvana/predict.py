@@ -19,12 +19,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from carvana.backends import BackendSpec, model_runner, probabilities
 from carvana.checkpoint import load_checkpoint
 from carvana.io import write_prob
 from carvana.models import SegmentationModel, build_for_loading
 from carvana.training import to_input
 
 log = logging.getLogger(__name__)
+CPU = torch.device("cpu")
 
 Writer = Callable[[Path, list[str], np.ndarray], int]
 """``write(out_dir, ids, probs)``: a batch's float32 probabilities ``(N, H, W)`` (row k belongs
@@ -48,18 +50,18 @@ def load_model(weights: str | Path, device: torch.device, expect: dict[str, Any]
 
 @torch.inference_mode()
 def predict_probs(model: torch.nn.Module, x: torch.Tensor, tta_hflip: bool,
-                  amp: bool = True) -> torch.Tensor:
-    """Sigmoid probabilities (N,1,H,W); with ``tta_hflip`` averaged with the flipped image's.
+                  amp: bool = True, *, spec: BackendSpec | None = None) -> torch.Tensor:
+    """Sigmoid probabilities (N,1,H,W) on ``x``'s device; with ``tta_hflip`` averaged with the
+    flipped image's (both in one forward call).
 
-    Runs under ``torch.inference_mode``; pass ``x`` and the model in channels_last layout (see
-    ``predict_to_dir``) for the fast convolutions, on the CPU as on CUDA. ``amp`` is float16
-    autocast on CUDA only: bf16 autocast on the CPU flips decisions (docs/throughput.md).
+    The forward pass runs on ``carvana.backends.model_runner(model, spec)`` (default: PyTorch
+    float32, channels_last, ``inference_mode``). ``amp`` is float16 autocast on CUDA only. Each
+    call builds its runner: for onnxruntime or openvino, that is an export per call, so loops
+    build one runner and call ``carvana.backends.probabilities`` (as ``predict_to_dir`` does).
     """
-    with torch.autocast(x.device.type, enabled=amp and x.device.type == "cuda"):
-        prob = torch.sigmoid(model(x).float())
-        if tta_hflip:
-            prob = 0.5 * (prob + torch.sigmoid(model(x.flip(-1)).float()).flip(-1))
-    return prob
+    runner = model_runner(model, spec or BackendSpec(), device=x.device, cuda_fp16=amp)
+    prob = probabilities(runner, x.detach().float().cpu().numpy(), tta_hflip=tta_hflip)
+    return torch.from_numpy(prob)[:, None].to(x.device)
 
 
 def write_each(out_dir: Path, ids: list[str], probs: np.ndarray) -> int:
@@ -69,31 +71,35 @@ def write_each(out_dir: Path, ids: list[str], probs: np.ndarray) -> int:
     return len(ids)
 
 
-def predict_to_dir(model: torch.nn.Module, dataset: Dataset, out_dir: str | Path,
-                   device: torch.device, *, batch_size: int = 8, tta_hflip: bool = False,
-                   collate_fn: Callable[[list[Any]], Any] | None = None,
-                   write: Writer = write_each) -> dict[str, float]:
+# Past ``device`` every argument is keyword-only with a default: callers name what they
+# change (test and tile jobs, benchmarks), and existing calls keep working.
+def predict_to_dir(  # noqa: PLR0913
+        model: torch.nn.Module, dataset: Dataset, out_dir: str | Path, device: torch.device, *,
+        batch_size: int = 8, tta_hflip: bool = False,
+        collate_fn: Callable[[list[Any]], Any] | None = None, write: Writer = write_each,
+        spec: BackendSpec | None = None) -> dict[str, float]:
     """Predict every item of ``dataset`` and hand each batch's probabilities to ``write``.
 
     Items (or what ``collate_fn`` makes of them) have ``"id"`` and a uint8 ``"image"``; the
     probabilities go to ``write(out_dir, ids, probs)`` with ``probs`` float32 (N, H, W).
     Images stream through a DataLoader (in this process: decoding is a few % of the forward,
     benchmarks/predict_throughput.py), so memory depends on the batch, not the number of images.
-    The model is switched to channels_last (in place) and so is each batch, on every device.
+    The forward passes run on one ``carvana.backends.model_runner`` for ``spec`` (default
+    PyTorch float32: the model switched to channels_last in place, as is each batch, on every
+    device; onnxruntime / openvino: one graph exported per input shape on first use).
     Returns the number of images written, the seconds and the seconds per image.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
-                        pin_memory=device.type == "cuda", collate_fn=collate_fn)
-    # NHWC weights (in place, idempotent): on a 2-core CPU a 960x960 tile forward of the default
-    # tile U-Net is ~1.8x faster, same decisions (benchmarks/cpu_fastpaths.py); CUDA too
-    model.to(memory_format=torch.channels_last)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn)
+    # torch: NHWC weights (in place, idempotent); on a 2-core CPU a 960x960 tile forward of the
+    # default tile U-Net is ~1.8x faster, same decisions (benchmarks/cpu_fastpaths.py); CUDA too
+    runner = model_runner(model, spec or BackendSpec(), device=device)
     start = time.perf_counter()
     images = inputs = 0
     for batch in tqdm(loader, desc=f"predict {out_dir}", mininterval=5):
-        x = to_input(batch["image"], device, channels_last=True)
-        probs = predict_probs(model, x, tta_hflip).squeeze(1).cpu().numpy()
+        x = to_input(batch["image"], CPU, channels_last=False).numpy()  # the runner moves it
+        probs = probabilities(runner, x, tta_hflip=tta_hflip)
         images += write(out_dir, list(batch["id"]), probs)
         inputs += len(probs)
     seconds = time.perf_counter() - start
