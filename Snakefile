@@ -27,6 +27,7 @@ include: "rules/evaluate.smk"
 include: "rules/submission.smk"
 include: "rules/analysis.smk"
 include: "rules/cutouts.smk"
+include: "rules/export.smk"
 
 
 rule all:
@@ -39,6 +40,13 @@ rule submission:
     input:
         submission="results/submission.csv.gz",
         check="results/submission_check.json",
+        chain="results/chain.json",
+
+
+# The chain as a bundle that runs with no config and no results/: carvana-cutout --models DIR
+rule export:
+    input:
+        f"results/export/{CUTOUTS.source}",
 
 
 # Cut out a person's own photos with the trained models: --config photos_dir=DIR

@@ -37,8 +37,8 @@ import torch
 import yaml
 
 from carvana.bbox import box_from_mask
+from carvana.chain import lowres_hw
 from carvana.checkpoint import read_torch
-from carvana.data import lowres_hw
 from carvana.io import read_image, read_mask, resize_mask
 from carvana.models import build_for_loading, create_model
 from carvana.predict import load_model

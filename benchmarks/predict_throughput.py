@@ -53,8 +53,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from carvana import workflow as wf
 from carvana.bbox import box_from_prob
+from carvana.chain import lowres_hw
 from carvana.cutouts import chain_models
-from carvana.data import lowres_hw
 from carvana.io import (
     prob_levels,
     read_image,

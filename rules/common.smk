@@ -51,6 +51,12 @@ def res_predict(key, images):
         config, [wf.model_spec(config, wc.model)], SHAPE, key, count(wc))
 
 
+def res_export(key):
+    """The export's `mem_mb`/`runtime`: the chain's models traced once each, as one photo."""
+    return rs.predict_request(config, [wf.model_spec(config, m) for m in CUTOUTS.models], SHAPE,
+                              key, 1, images=1)
+
+
 def res_cutouts(key):
     """A cut-out shard's `mem_mb`/`runtime`: its photos one at a time through every model of the
     chain (config's number, or the formula)."""
@@ -200,14 +206,18 @@ CUTOUT_SETTINGS = config.get("cutouts") or {}
 
 
 def get_cutout_shard_inputs(wildcards):
-    """A shard's photos, the weights of every model of the chain, the chosen threshold."""
-    inputs = {
+    """A shard's photos and the weights of every model of the chain."""
+    return {
         "_photos": list(CUTOUTS.shard_photos(wildcards.shard).values()),
         "_weights": list(CUTOUTS.weights().values()),
     }
+
+
+def get_chain_inputs(wildcards=None):
+    """The chosen threshold's analysis, when the cut-outs' threshold is the best on validation."""
     if CUTOUTS.threshold == "best":
-        inputs["threshold_choice"] = "results/metrics/threshold.json"
-    return inputs
+        return {"threshold_json": "results/metrics/threshold.json"}
+    return {}
 
 
 def get_cutout_shard_dirs(wildcards=None):
@@ -218,7 +228,7 @@ def get_cutout_shard_dirs(wildcards=None):
 
 def get_cutout_photo_files():
     """Each photo's mask and RGBA cut-out (none when photos_dir is unset)."""
-    return [f"{cut.OUT_DIR}/{s}{suffix}" for s in CUTOUTS.photos for suffix in ("_mask.png", ".png")]
+    return CUTOUTS.photo_files(escape=True)
 
 
 def get_cutout_outputs(wildcards=None):

@@ -1,27 +1,20 @@
 # Cut-outs of a person's own photos with the trained workflow (see carvana.cutouts):
 #   snakemake --cores all cutouts --config photos_dir=DIR
-# Photos are sharded (`cutouts: shard_size`); each shard runs the submission's chain in process.
+# Photos are sharded (`cutouts: shard_size`); each shard runs results/chain.json in process
+# through carvana.segmenter.Segmenter. Any file name works: job ids are shard numbers.
 # The plan (CUTOUTS) and the input functions are in common.smk.
 
 
 rule cutouts_shard:
     input:
         unpack(get_cutout_shard_inputs),
-        ingest="results/data/ingest.json",
+        chain="results/chain.json",
     output:
         cutouts=directory(f"{cut.SHARD_DIR}/{{shard}}"),
     params:
         photos=lambda wc: CUTOUTS.shard_photos(wc.shard),
-        weights=CUTOUTS.weights(),
-        source=CUTOUTS.source,
-        members=CUTOUTS.members,
-        threshold=CUTOUTS.threshold,
         max_empty_fraction=CUTOUT_SETTINGS.get("max_empty_fraction", 0.5),
-        bbox=config.get("bbox", {}),
-        tiles=config["tiles"],
-        tta_hflip=config["predict"]["tta_hflip"],
         device=config["device"],
-        cpu_fallback=config["cpu_fallback"],
     log:
         "logs/cutouts/shard_{shard}.log",
     benchmark:

@@ -24,11 +24,13 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("base", frozenset({"carvana", "ids", "metrics", "rle", "gates", "split", "snake"})),
     # reading and writing files (images, masks, probabilities, tables, JSON)
     ("io", frozenset({"io"})),
+    # descriptions built on io: a person's photos, the prediction chain as data
+    ("descriptions", frozenset({"photos", "chain"})),
     # one kind of thing each: light (tiles, the data folder, scores, figures' drawing) and
     # torch (device, tensors, checkpoints, schedules, architectures, datasets)
     ("parts", frozenset({
         "augment", "tiling", "ingest", "comparison", "ensemble", "evaluation", "synthetic", "subset",
-        "plots", "device", "tensors", "checkpoint", "schedule", "models", "data",
+        "plots", "device", "tensors", "checkpoint", "schedule", "models", "data", "bundle",
     })),
     # what combines parts: boxes, the submission, figures, job resources, training, and the
     # runtimes that run a model's forward passes (torch, ONNX Runtime, OpenVINO)
@@ -36,10 +38,14 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                           "backends"})),
     # the submission checker, the config's file lists, prediction by a trained model
     ("use", frozenset({"validate", "workflow", "predict"})),
-    # full-resolution tiles and the cut-out chain (both predict)
+    # one trained chain on any photo, and its export as a bundle (both load models to predict)
+    ("chain", frozenset({"segmenter", "export"})),
+    # full-resolution tiles and the cut-outs rule (both predict)
     ("full resolution", frozenset({"fullres", "cutouts"})),
     # the only modules scripts/ call: light, torch and matplotlib stages
     ("stages", frozenset({"stages", "model_stages", "figure_stages"})),
+    # what a person runs on a trained chain: the carvana-cutout command and the web server
+    ("apps", frozenset({"cutout_cli", "serve"})),
 )
 LAYER_OF = {name: index for index, (_, names) in enumerate(LAYERS) for name in names}
 
@@ -49,7 +55,7 @@ LIGHT_MODULES = (
     "carvana.bbox", "carvana.workflow", "carvana.split", "carvana.tiling", "carvana.gates",
     "carvana.ensemble", "carvana.evaluation", "carvana.comparison", "carvana.ids", "carvana.io",
     "carvana.metrics", "carvana.snake", "carvana.synthetic", "carvana.subset",
-    "carvana.resources",
+    "carvana.resources", "carvana.chain", "carvana.photos", "carvana.bundle",
 )
 #: The light rules' scripts: they must call carvana.stages.
 LIGHT_SCRIPTS = (

@@ -1,18 +1,14 @@
 """Cut-outs of a person's own photos with the trained workflow: masks, RGBA photos, a contact sheet.
 
-Each photo (any size, JPEG or PNG) is resized to the training data's geometry and run through
-the same chain as a test shard, in process: low-res models on the squashed image, the box
-model's band and the tile models (with their depth channel), the ensemble. The probability map
-goes back to the photo's own size and is thresholded. The DAG-time helpers here (listing
-photos, shards, the models a source needs) import no torch; the chain imports it when it runs.
+Each photo (any size, JPEG or PNG, any file name) goes through ``carvana.segmenter.Segmenter``,
+the one chain that the CLI and the server run too. The DAG-time helpers here (listing photos,
+shards, the models a source needs) import no torch; the segmenter imports it when it runs.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,37 +16,23 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm import tqdm
 
 from carvana import workflow as wf
-from carvana.bbox import box_from_prob
 from carvana.gates import GateError
 from carvana.ingest import shards
-from carvana.io import (
-    DataError,
-    atomic_path,
-    prob_levels,
-    read_json,
-    resize_prob,
-    write_frame,
-    write_jpeg,
-)
-from carvana.tiling import TileGeometry, cut_tiles, geometry, stitch, tile_rows
+from carvana.io import DataError, atomic_path, write_frame, write_jpeg
+from carvana.photos import PHOTO_SUFFIXES, output_stems, read_photo
 
 if TYPE_CHECKING:
-    import torch
+    from carvana.segmenter import Segmenter
 
 log = logging.getLogger(__name__)
 
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
-STEM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SHARD_DIR = "results/cutouts_shards"
 OUT_DIR = "results/cutouts"
 SUMMARY_COLUMNS = ["stem", "width", "height", "mask_fraction", "empty", "box_fallback"]
-
-ProbFn = Callable[[str, np.ndarray], np.ndarray]
-"""(photo name, (H, W, 3) uint8 image at the data geometry) -> (H, W) probabilities in [0, 1]."""
 
 
 # --- DAG-time helpers (no torch) -----------------------------------------------------------
@@ -58,37 +40,25 @@ ProbFn = Callable[[str, np.ndarray], np.ndarray]
 def list_photos(photos_dir: str | Path) -> dict[str, str]:
     """Stem -> path of every JPEG or PNG in ``photos_dir``, sorted by stem.
 
-    Other files, folders and hidden files are skipped. A stem must match ``STEM_RE`` (it becomes
-    a file name); two photos with one stem, or a stem that is another's ``<stem>_mask``, would
-    write the same output and are errors. Each error names the file and what to do.
+    Other files, folders and hidden files are skipped. Any name works (spaces, parentheses,
+    unicode); two photos that would write one output file are an error naming both
+    (``carvana.photos.output_stems``). Job ids are shard numbers, never photo names.
     """
     folder = Path(photos_dir)
     if not folder.is_dir():
         raise DataError(f"photos_dir {folder}: folder does not exist (give a folder of JPEG or "
                         "PNG photos: --config photos_dir=DIR)")
-    photos: dict[str, str] = {}
+    found = []
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith(".") or not entry.is_file():
             continue
         if entry.suffix.lower() not in PHOTO_SUFFIXES:
             log.info("%s: not a JPEG or PNG, skipped", entry)
             continue
-        stem = entry.stem
-        if not STEM_RE.fullmatch(stem):
-            raise DataError(f"{entry}: the name {stem!r} cannot become an output file name; "
-                            "rename the photo to letters, digits, '.', '_' or '-' (starting "
-                            "with a letter or digit)")
-        if stem in photos:
-            raise DataError(f"{entry}: has the same name as {photos[stem]} (both would write "
-                            f"{stem}.png); rename one of them")
-        photos[stem] = str(entry)
-    if not photos:
+        found.append(entry)
+    if not found:
         raise DataError(f"photos_dir {folder}: no JPEG or PNG photos (*.jpg, *.jpeg, *.png)")
-    for stem in photos:
-        if stem.endswith("_mask") and stem[: -len("_mask")] in photos:
-            raise DataError(f"{photos[stem]}: its cut-out {stem}.png would overwrite the mask of "
-                            f"{photos[stem[: -len('_mask')]]}; rename it")
-    return dict(sorted(photos.items()))
+    return dict(sorted(output_stems(found).items()))
 
 
 def cutout_source(config: dict[str, Any]) -> str:
@@ -142,10 +112,15 @@ class CutoutPlan:
         """Model -> weights file of every model the chain needs."""
         return {m: f"results/models/{m}/weights.pt" for m in self.models}
 
+    def photo_files(self, escape: bool = False) -> list[str]:
+        """Each photo's mask and RGBA cut-out; ``escape`` doubles braces, as a Snakemake output
+        pattern needs for a file name that holds ``{`` or ``}``."""
+        stems = [s.replace("{", "{{").replace("}", "}}") if escape else s for s in self.photos]
+        return [f"{OUT_DIR}/{s}{suffix}" for s in stems for suffix in ("_mask.png", ".png")]
+
     def outputs(self) -> list[str]:
         """Every final file: mask and RGBA per photo, the contact sheet, the summary."""
-        return [*(f"{OUT_DIR}/{s}{suffix}" for s in self.photos for suffix in ("_mask.png", ".png")),
-                f"{OUT_DIR}/contact_sheet.jpg", f"{OUT_DIR}/summary.csv"]
+        return [*self.photo_files(), f"{OUT_DIR}/contact_sheet.jpg", f"{OUT_DIR}/summary.csv"]
 
     def require_photos(self) -> None:
         """ValueError saying how to give photos when there are none."""
@@ -169,65 +144,15 @@ def plan(config: dict[str, Any]) -> CutoutPlan:
     )
 
 
-def resolve_threshold(setting: float | str, threshold_json: str | None, source: str) -> float:
-    """A numeric threshold; ``best`` is the source's best on validation from threshold.json."""
-    if setting != "best":
-        return float(setting)
-    if not threshold_json:
-        raise ValueError("threshold 'best' needs results/metrics/threshold.json as an input")
-    best = read_json(threshold_json).get("best", {})
-    if source not in best:
-        raise DataError(f"{threshold_json}: no best threshold for {source!r} (it has "
-                        f"{sorted(best)}); set cutouts.threshold to a number")
-    return float(best[source]["threshold"])
-
-
 # --- photos in, cut-outs out -----------------------------------------------------------------
-
-def read_photo(path: str | Path) -> np.ndarray:
-    """An (H, W, 3) uint8 RGB photo, turned upright by its EXIF orientation; DataError naming the
-    file if it cannot be decoded."""
-    try:
-        with Image.open(path) as im:
-            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: photo is missing") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise DataError(f"{path}: cannot decode the photo ({err}); re-save it as JPEG or PNG") from None
-
-
-def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """An image resized to (width, height): area averaging to shrink, bilinear to enlarge."""
-    if image.shape[1::-1] == size:
-        return image
-    shrink = size[0] * size[1] < image.shape[0] * image.shape[1]
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
-def quantize(prob: np.ndarray) -> np.ndarray:
-    """Probabilities rounded to 8 bits, as the test chain stores them between stages."""
-    return prob_levels(prob).astype(np.float32) / np.float32(255.0)
-
 
 def _write_png(path: Path, array: np.ndarray, mode: str) -> None:
     with atomic_path(path) as tmp:
         Image.fromarray(array, mode).save(tmp, format="PNG", compress_level=4)
 
 
-def cutout_photo(*, photo: np.ndarray, name: str, prob_fn: ProbFn, size: tuple[int, int],
-                 threshold: float) -> np.ndarray:
-    """The 0/255 uint8 mask of one photo at its own size: resized to the data geometry
-    ``size`` (width, height), ``prob_fn``, back to the photo's size, thresholded."""
-    prob = prob_fn(name, resize_image(photo, size))
-    if prob.shape != (size[1], size[0]):
-        raise ValueError(f"{name}: probability map {prob.shape}, expected {(size[1], size[0])}")
-    prob = resize_prob(np.asarray(prob, np.float32), (photo.shape[1], photo.shape[0]))
-    return np.where(prob >= threshold, 255, 0).astype(np.uint8)
-
-
-def run_cutouts(*, photos: dict[str, str], prob_fn: ProbFn, size: tuple[int, int],
-                threshold: float, out_dir: str | Path, max_empty_fraction: float = 0.5,
-                label: str = "") -> pd.DataFrame:
+def run_cutouts(*, photos: dict[str, str], segmenter: Segmenter, out_dir: str | Path,
+                max_empty_fraction: float = 0.5, label: str = "") -> pd.DataFrame:
     """Write ``<stem>_mask.png`` and ``<stem>.png`` (RGBA) per photo and ``summary.csv``.
 
     A photo whose mask is empty is logged; when more than ``max_empty_fraction`` of the photos
@@ -236,17 +161,18 @@ def run_cutouts(*, photos: dict[str, str], prob_fn: ProbFn, size: tuple[int, int
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
+    threshold = segmenter.chain.threshold
     for stem, path in tqdm(photos.items(), desc=f"cutouts {label or out}", mininterval=5):
         photo = read_photo(path)
-        mask = cutout_photo(photo=photo, name=path, prob_fn=prob_fn, size=size,
-                            threshold=threshold)
+        before = segmenter.fallbacks
+        mask = segmenter.mask(photo)
         _write_png(out / f"{stem}_mask.png", mask, "L")
         _write_png(out / f"{stem}.png", np.dstack([photo, mask]), "RGBA")
         fraction = float(np.count_nonzero(mask)) / mask.size
         if fraction == 0:
             log.warning("%s: the mask is empty (no pixel >= %.3f)", path, threshold)
         rows.append((stem, photo.shape[1], photo.shape[0], round(fraction, 5), fraction == 0,
-                     path in getattr(prob_fn, "fallbacks", ())))
+                     segmenter.fallbacks > before))
     frame = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     write_frame(frame, out / "summary.csv")
     empty = [photos[s] for s in frame.loc[frame["empty"], "stem"]]
@@ -259,143 +185,16 @@ def run_cutouts(*, photos: dict[str, str], prob_fn: ProbFn, size: tuple[int, int
     return frame
 
 
-# --- the model chain (torch) ------------------------------------------------------------------
+def cutouts_shard(*, photos: dict[str, str], chain_json: str, device: str,
+                  max_empty_fraction: float, out_dir: str) -> None:
+    """One shard of photos through the chain of ``chain_json`` (``results/chain.json``)."""
+    from carvana.segmenter import Segmenter
 
-@dataclass
-class ModelChain:
-    """The test chain of ``source`` as a ``ProbFn``: an image at the data geometry in, the
-    full-size probability map the test shards would get out.
-
-    ``models`` maps each needed model name to (module, checkpoint meta); ``members`` are the
-    ensemble's weights; ``fallbacks`` collects the photos whose box fell back to a centred band.
-    """
-
-    models: dict[str, tuple[torch.nn.Module, dict[str, Any]]]
-    source: str
-    size: tuple[int, int]
-    device: torch.device
-    members: dict[str, float] = field(default_factory=dict)
-    bbox: dict[str, Any] = field(default_factory=dict)
-    geom: TileGeometry | None = None
-    tta_hflip: bool = False
-    fallbacks: set[str] = field(default_factory=set)
-
-    def __call__(self, name: str, image: np.ndarray) -> np.ndarray:
-        cache: dict[str, np.ndarray] = {}
-        if self.source != "ensemble":
-            return self._full(self.source, name, image, cache)
-        total = sum(self.members.values())
-        if total <= 0:
-            raise ValueError("ensemble weights must add up to more than 0")
-        acc = np.zeros(image.shape[:2], np.float32)
-        for member, weight in self.members.items():
-            acc += (weight / total) * self._full(member, name, image, cache)
-        return quantize(acc)
-
-    def _model(self, model: str) -> tuple[torch.nn.Module, dict[str, Any]]:
-        if model not in self.models:
-            raise ValueError(f"the chain of {self.source!r} needs model {model!r}, not loaded "
-                             f"(loaded: {sorted(self.models)})")
-        return self.models[model]
-
-    def _predict(self, module: torch.nn.Module, batch: np.ndarray) -> np.ndarray:
-        """(N, H, W, C) uint8 -> (N, H, W) probabilities, as the prediction rules compute them."""
-        import torch
-
-        from carvana.predict import predict_probs
-        from carvana.tensors import to_input
-
-        tensor = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))
-        x = to_input(tensor, self.device, channels_last=True)  # as predict_to_dir does
-        return predict_probs(module, x, self.tta_hflip).squeeze(1).cpu().numpy()
-
-    def _lowres(self, model: str, image: np.ndarray, cache: dict[str, np.ndarray]) -> np.ndarray:
-        """A low-res model's (8-bit) probabilities at its own input size."""
-        if model not in cache:
-            from carvana.data import lowres_hw
-
-            module, meta = self._model(model)
-            height, width = lowres_hw(meta["size"])
-            small = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-            cache[model] = quantize(self._predict(module, small[None])[0])
-        return cache[model]
-
-    def _band(self, name: str, image: np.ndarray, cache: dict[str, np.ndarray],
-              geom: TileGeometry) -> tuple[int, int]:
-        """The tile band from the box model's prediction (centred when it finds no car)."""
-        model = self.bbox["model"]
-        box = box_from_prob(self._lowres(model, image, cache), float(self.bbox["threshold"]),
-                            self.size)
-        if box is None:
-            log.warning("%s: the box model %s finds no car; using a band centred on the image",
-                        name, model)
-            self.fallbacks.add(name)
-            return tile_rows(0, geom.height, geom, int(self.bbox["margin"]))
-        return tile_rows(box.r0, box.r1, geom, int(self.bbox["margin"]))
-
-    def _full(self, model: str, name: str, image: np.ndarray,
-              cache: dict[str, np.ndarray]) -> np.ndarray:
-        """A model's probabilities at the data geometry."""
-        module, meta = self._model(model)
-        if meta.get("input", "lowres") != "tiles":
-            return resize_prob(self._lowres(model, image, cache), self.size)
-        geom = self.geom
-        if geom is None or meta.get("tile") != geom.tile:
-            raise ValueError(f"model {model!r} was trained on {meta.get('tile')}px tiles, the "
-                             f"data geometry needs {geom.tile if geom else 'no'} tiles")
-        full = image
-        if meta.get("depth_from"):
-            depth = resize_prob(self._lowres(meta["depth_from"], image, cache), self.size)
-            full = np.concatenate([image, np.rint(depth * 255).astype(np.uint8)[..., None]], 2)
-        rows = self._band(name, image, cache, geom)
-        prob = self._predict(module, cut_tiles(full, rows, geom))
-        return quantize(stitch(prob, rows, geom))
-
-
-@dataclass(frozen=True)
-class ChainSpec:
-    """Which chain to run and how: the models' weights (name -> weights.pt), the source
-    (a model or ``ensemble``), the ensemble's weights, config ``bbox`` and ``tiles``, TTA and
-    the device."""
-
-    weights: dict[str, str]
-    source: str
-    members: dict[str, float] = field(default_factory=dict)
-    bbox: dict[str, Any] = field(default_factory=dict)
-    tiles: dict[str, Any] = field(default_factory=dict)
-    tta_hflip: bool = False
-    device: str = "auto"
-    cpu_fallback: bool = True
-
-
-def build_chain(spec: ChainSpec, ingest_json: str) -> ModelChain:
-    """Load every model of the chain onto the device (each checked to be the model its name
-    says) and return it as a ``ProbFn``."""
-    from carvana.device import select_device
-    from carvana.predict import load_model
-
-    dev = select_device(spec.device, spec.cpu_fallback)
-    models = {name: load_model(path, dev, {"name": name}) for name, path in spec.weights.items()}
-    info = read_json(ingest_json)
-    has_tiles = any(meta.get("input") == "tiles" for _, meta in models.values())
-    log.info("cutouts with %s on %s (models %s)", spec.source, dev, ", ".join(models))
-    return ModelChain(models=models, source=spec.source,
-                      size=(int(info["width"]), int(info["height"])), device=dev,
-                      members=dict(spec.members), bbox=dict(spec.bbox),
-                      geom=geometry(ingest_json, spec.tiles) if has_tiles else None,
-                      tta_hflip=spec.tta_hflip)
-
-
-def cutouts_shard(*, photos: dict[str, str], spec: ChainSpec, ingest_json: str,
-                  threshold: float | str, threshold_json: str | None, max_empty_fraction: float,
-                  out_dir: str) -> None:
-    """One shard of photos through the chain of ``spec.source`` into ``out_dir``."""
-    thr = resolve_threshold(threshold, threshold_json, spec.source)
-    chain = build_chain(spec, ingest_json)
-    frame = run_cutouts(photos=photos, prob_fn=chain, size=chain.size, threshold=thr,
-                        out_dir=out_dir, max_empty_fraction=max_empty_fraction)
-    log.info("%d photos at threshold %g: %d empty masks, %d box fallbacks", len(frame), thr,
-             int(frame["empty"].sum()), int(frame["box_fallback"].sum()))
+    segmenter = Segmenter.from_results(Path(chain_json).parent, device=device)
+    frame = run_cutouts(photos=photos, segmenter=segmenter, out_dir=out_dir,
+                        max_empty_fraction=max_empty_fraction)
+    log.info("%d photos with %s: %d empty masks, %d box fallbacks", len(frame),
+             segmenter.describe(), int(frame["empty"].sum()), int(frame["box_fallback"].sum()))
 
 
 # --- collect ----------------------------------------------------------------------------------

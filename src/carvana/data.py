@@ -11,22 +11,11 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from carvana.chain import lowres_hw
 from carvana.ids import validate_id
 from carvana.io import image_path, mask_path, read_image, read_mask, resize_mask
 
 log = logging.getLogger(__name__)
-
-
-def lowres_hw(size: int | list[int] | tuple[int, int]) -> tuple[int, int]:
-    """A low-res model's input (height, width): ``size`` is a side (square) or [height, width].
-
-    >>> lowres_hw(128), lowres_hw([320, 480])
-    ((128, 128), (320, 480))
-    """
-    if isinstance(size, int) and not isinstance(size, bool):
-        return size, size
-    height, width = (int(s) for s in size)
-    return height, width
 
 
 def load_resized(path: Path, size: tuple[int, int]) -> np.ndarray:

@@ -7,15 +7,17 @@ Every stage takes keyword arguments only, named as the rule's inputs, params and
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from carvana.backends import BackendSpec, resolve
 from carvana.bbox import read_bands
+from carvana.chain import lowres_hw
 from carvana.checkpoint import clear_resume, load_checkpoint, params_hash, save_checkpoint
-from carvana.cutouts import ChainSpec, cutouts_shard
-from carvana.data import LowResDataset, cache_if_small, lowres_hw
+from carvana.cutouts import cutouts_shard
+from carvana.data import LowResDataset, cache_if_small
 from carvana.device import select_device
 from carvana.fullres import RandomCrops, TileDataset, collate_tiles, stitch_writer
 from carvana.gates import check_val_dice
@@ -172,14 +174,15 @@ def predict_tiles_stage(*, name: str, spec: dict[str, Any], weights: str, data_d
                         "precision": run.precision})
 
 
-def cutouts_shard_stage(*, photos: dict[str, str], weights: dict[str, str], ingest: str,
-                        source: str, members: dict[str, float], bbox: dict[str, Any],
-                        tiles: dict[str, Any], threshold: float | str,
-                        threshold_choice: str | None = None, tta_hflip: bool, device: str,
-                        cpu_fallback: bool, max_empty_fraction: float, cutouts: str) -> None:
-    """One shard of a person's photos through the chain of ``source`` (masks, RGBA PNGs)."""
-    spec = ChainSpec(weights=weights, source=source, members=members, bbox=bbox, tiles=tiles,
-                     tta_hflip=tta_hflip, device=device, cpu_fallback=cpu_fallback)
-    cutouts_shard(photos=photos, spec=spec, ingest_json=ingest, threshold=threshold,
-                  threshold_json=threshold_choice, max_empty_fraction=max_empty_fraction,
-                  out_dir=cutouts)
+def cutouts_shard_stage(*, photos: dict[str, str], chain: str, device: str,
+                        max_empty_fraction: float, cutouts: str) -> None:
+    """One shard of a person's photos through ``results/chain.json`` (masks, RGBA PNGs)."""
+    cutouts_shard(photos=photos, chain_json=chain, device=device,
+                  max_empty_fraction=max_empty_fraction, out_dir=cutouts)
+
+
+def export_bundle_stage(*, chain: str, weights: list[str], bundle: str) -> None:
+    """The chain of ``results/chain.json`` as a bundle folder that runs anywhere."""
+    from carvana.export import export_bundle
+
+    export_bundle(results=Path(chain).parent, out_dir=bundle)

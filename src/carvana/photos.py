@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +82,24 @@ def read_photo(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
     except OSError as err:
         raise DataError(f"{path}: cannot read the photo ({err.strerror})") from None
     return decode_photo(data, name=str(path), max_pixels=max_pixels)
+
+
+def output_stems(paths: Iterable[str | Path]) -> dict[str, str]:
+    """Stem -> path of photos whose cut-outs (``<stem>.png``, ``<stem>_mask.png``) share one
+    folder, in the given order. Any file name works (spaces, parentheses, unicode, several
+    dots); a name with control characters, or two photos that would write one output file
+    (``a.jpg`` and ``a.png``, or ``a_mask.jpg`` beside ``a.jpg``), is a DataError naming both."""
+    stems: dict[str, str] = {}
+    writes: dict[str, str] = {}  # output file name -> the photo that writes it
+    for path in map(str, paths):
+        stem = Path(path).stem
+        if not stem or any(ord(c) < 32 or ord(c) == 127 for c in stem):
+            raise DataError(f"{path!r}: the name has no stem or holds control characters; "
+                            "rename the photo")
+        for out in (f"{stem}.png", f"{stem}_mask.png"):
+            if out in writes:
+                raise DataError(f"{path} and {writes[out]} would both write {out}; rename one "
+                                "of them or cut them out into different folders")
+            writes[out] = path
+        stems[stem] = path
+    return stems

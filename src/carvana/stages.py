@@ -158,3 +158,29 @@ def check_submission_stage(*, submission: str, ingest: str, sample: str,
     info = read_json(ingest)
     check_submission(submission, sample, shape=(info["height"], info["width"]), truth=truth,
                      out_json=check, max_empty_fraction=float(max_empty_fraction))
+
+
+# --- the prediction chain ------------------------------------------------------------------
+
+def chain_stage(*, settings: dict[str, Any], ingest: str, tiles: dict[str, Any],
+                threshold_json: str | None = None, chain: str) -> None:
+    """``results/chain.json``: the chain of the cut-outs' source as ``carvana.segmenter`` runs
+    it, with each source's threshold (the setting, or each one's best on validation)."""
+    from carvana.workflow import chain_from_settings
+
+    info = read_json(ingest)
+    size = (int(info["width"]), int(info["height"]))
+    tile = geometry(ingest, tiles).tile if settings["fullres"] else None
+    sources = [*settings["models"], *(["ensemble"] if settings["ensemble"].get("members")
+                                      else [])]
+    if settings["threshold"] == "best":
+        if not threshold_json:
+            raise ValueError("threshold 'best' needs results/metrics/threshold.json as an input")
+        best = read_json(threshold_json)["best"]
+        thresholds = {s: float(best[s]["threshold"]) for s in sources if s in best}
+    else:
+        thresholds = dict.fromkeys(sources, float(settings["threshold"]))
+    described = chain_from_settings(settings, size=size, tile=tile, thresholds=thresholds)
+    write_json(chain, described.to_json())
+    log.info("chain of %s: models %s, threshold %g", described.source,
+             ", ".join(described.needed()), described.threshold)

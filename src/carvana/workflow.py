@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from carvana.chain import Chain, ChainModel, lowres_hw
 from carvana.ingest import read_submission_ids, shards
 
 SYNTHETIC_DIR = "results/data/synthetic/kaggle"
@@ -131,3 +132,49 @@ def check_config(config: dict[str, Any]) -> None:
     source = config["submission"]["source"]
     if source not in scored_models(config):
         raise ValueError(f"submission.source {source!r} is not one of {scored_models(config)}")
+
+
+CHAIN_KEYS = ("input", "size", "depth_from")
+
+
+def chain_settings(config: dict[str, Any], source: str, threshold: float | str) -> dict[str, Any]:
+    """Exactly the config keys the prediction chain depends on (the ``chain`` rule's params, so
+    a changed training setting does not rewrite the chain): models' inputs, sizes and depth
+    sources, boxes, flips and backend, the ensemble, the source and its threshold setting."""
+    models = config.get("models", {})
+    return {
+        "ladder": list(config["ladder"]), "fullres": tile_models(config),
+        "models": {n: {k: models[n][k] for k in CHAIN_KEYS if k in models[n]}
+                   for n in [*config["ladder"], *tile_models(config)]},
+        "bbox": {k: v for k, v in (config.get("bbox") or {}).items()
+                 if k in ("model", "threshold", "margin")},
+        "predict": {k: v for k, v in (config.get("predict") or {}).items()
+                    if k in ("tta_hflip", "backend", "precision")},
+        "ensemble": config.get("ensemble") or {}, "source": source, "threshold": threshold,
+    }
+
+
+def chain_from_settings(settings: dict[str, Any], *, size: tuple[int, int], tile: int | None,
+                        thresholds: dict[str, float]) -> Chain:
+    """The prediction chain of ``chain_settings``: every ladder and tile model (weights under
+    ``models/<name>/weights.pt``), the ensemble, boxes and flips. ``size`` is the data geometry
+    (width, height), ``tile`` the tile side (None without tile models), ``thresholds`` each
+    source's threshold (the settings' source must be among them)."""
+    chain_models: dict[str, ChainModel] = {}
+    for name, spec in settings["models"].items():
+        lowres = spec.get("input", "lowres") == "lowres"
+        chain_models[name] = ChainModel(
+            name=name, input="lowres" if lowres else "tiles",
+            in_channels=4 if spec.get("depth_from") else 3,
+            weights=f"models/{name}/weights.pt",
+            size=lowres_hw(spec["size"]) if lowres else None,
+            tile=None if lowres else tile, depth_from=spec.get("depth_from"))
+    source, predict = settings["source"], settings["predict"]
+    return Chain(
+        source=source, size=size, models=chain_models, threshold=float(thresholds[source]),
+        thresholds={k: float(v) for k, v in thresholds.items() if k != source},
+        tta_hflip=bool(predict.get("tta_hflip", False)),
+        tile=tile if settings["fullres"] else None,
+        members=ensemble_members(settings), bbox=dict(settings["bbox"]),
+        backend=str(predict.get("backend", "torch")),
+        precision=str(predict.get("precision", "fp32")))
