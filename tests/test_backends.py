@@ -236,6 +236,24 @@ def test_model_runner_compiles_once_per_shape(tmp_path: Path, one_torch_thread: 
     assert len(list(tmp_path.glob("*.onnx"))) == 2  # same weights: the cached graph reused
 
 
+def test_fingerprint_names_weights_and_structure(one_torch_thread: None) -> None:
+    """A cache_dir reuses a graph only for the same weights and the same layers."""
+    model = tiny_unet()
+    first = bk.fingerprint(model)
+    model.to(memory_format=torch.channels_last)
+    assert bk.fingerprint(model) == first  # the values, not their memory layout
+    with torch.no_grad():
+        next(model.parameters())[0].add_(1e-3)
+    assert bk.fingerprint(model) != first
+
+    def upsampler(mode: str) -> torch.nn.Module:
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 1, 3), torch.nn.Upsample(scale_factor=2,
+                                                                              mode=mode))
+
+    assert bk.fingerprint(upsampler("nearest")) != bk.fingerprint(upsampler("bilinear"))
+
+
 class EncoderMap(torch.nn.Module):
     """The EfficientNet encoder (where the TF-SAME padding is), its deepest features averaged
     to one channel: any input size, not only the U-Net's multiples of 32."""

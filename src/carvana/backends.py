@@ -284,8 +284,12 @@ def graph_runner(onnx_path: str | Path, spec: BackendSpec) -> OrtRunner | OpenVi
 
 
 def fingerprint(model: torch.nn.Module) -> str:
-    """16 hex digits of the sha256 of the model's class, parameter names, shapes and values."""
-    digest = hashlib.sha256(type(model).__qualname__.encode())
+    """16 hex digits of a sha256 of what the exported graph depends on: the exporter (torch
+    version, opset), the model's structure (its repr and ``config``: layer settings without
+    weights, such as an up-sampling mode) and every state tensor's name, shape and values."""
+    digest = hashlib.sha256(f"{torch.__version__} opset {OPSET}".encode())
+    digest.update(repr(model).encode())
+    digest.update(repr(getattr(model, "config", None)).encode())
     for name, tensor in sorted(model.state_dict().items()):
         flat = tensor.detach().to("cpu").contiguous().reshape(-1)
         digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
