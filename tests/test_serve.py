@@ -64,7 +64,8 @@ class FakeSegmenter:
 
     def describe(self) -> dict[str, Any]:
         return {"source": "fake", "models": ["fake"], "backend": "numpy", "precision": "fp32",
-                "threshold": 0.5, "size": [W, H], "tta_hflip": False}
+                "threshold": 0.5, "size": [W, H], "tta_hflip": False,
+                "origin": "/srv/private/results"}
 
 
 def car_photo(width: int = W, height: int = H) -> np.ndarray:
@@ -179,6 +180,7 @@ def test_healthz_gives_the_chain_backend_queue_and_limits() -> None:
         with client(queue=3) as (http, _):
             health = (await http.get("/healthz")).json()
             assert health["chain"]["source"] == "fake" and health["precision"] == "fp32"
+            assert "origin" not in health["chain"]  # no server folder given away
             assert health["queue"] == {"workers": 1, "capacity": 4, "running": 0,
                                        "waiting": 0, "served": 0}
             assert health["limits"]["max_upload_mb"] == 25

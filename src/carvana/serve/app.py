@@ -149,7 +149,9 @@ def cutout_endpoint(inference: Inference, limits: Limits):
 
 
 def create_app(inference: Inference, limits: Limits, info: dict[str, Any]) -> Starlette:
-    """The app around a started ``Inference``; ``info`` is the chain's ``describe()``."""
+    """The app around a started ``Inference``; ``info`` is the chain's ``describe()`` (shown
+    without its ``origin``, a folder of the server's that clients have no use for)."""
+    info = {key: value for key, value in info.items() if key != "origin"}
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({

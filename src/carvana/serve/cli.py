@@ -118,10 +118,11 @@ def main(argv: Sequence[str] | None = None, loader: Loader | None = None) -> int
               "machine can use the server", file=sys.stderr)
     try:
         segmenters = load_segmenters(args, loader)
-    except (ValueError, OSError) as err:
+    except Exception as err:  # a corrupt weights file may raise anything: name it, exit 2
         sock.close()
+        kind = "" if isinstance(err, ValueError | OSError) else f"{type(err).__name__}: "
         parser.exit(2, f"carvana-serve: error: cannot load the models from {args.models}: "
-                       f"{err}\n")
+                       f"{kind}{err}\n")
     info = segmenters[0].describe()
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 2**20),
                     max_pixels=int(args.max_megapixels * 1e6))
