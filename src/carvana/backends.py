@@ -341,17 +341,22 @@ def model_runner(model: torch.nn.Module, spec: BackendSpec, *, device: torch.dev
 
 
 def probabilities(runner: Runner, x: np.ndarray, *, tta_hflip: bool) -> np.ndarray:
-    """Sigmoid probabilities (N, H, W) float32; with ``tta_hflip`` the image and its mirror go
-    through one call (a batch of 2N), and the mirror's map, flipped back, is averaged in."""
+    """Sigmoid probabilities (N, H, W) float32; with ``tta_hflip`` the mirror's map, flipped
+    back, is averaged in. The mirror goes through its own call, so a batch's peak memory is the
+    batch's, not twice it (what ``carvana.resources`` plans for)."""
     x = _as_input(x)
-    n = len(x)
-    batch = np.concatenate([x, x[..., ::-1]]) if tta_hflip else x
-    logits = torch.from_numpy(runner.logits(batch))
-    if logits.shape != (len(batch), 1, *x.shape[2:]):
-        raise BackendError(f"{type(runner).__name__} returned logits of shape "
-                           f"{tuple(logits.shape)} for inputs {batch.shape}: expected "
-                           f"({len(batch)}, 1, {x.shape[2]}, {x.shape[3]})")
-    prob = torch.sigmoid(logits[:n])
+    prob = torch.sigmoid(torch.from_numpy(_logits(runner, x)))
     if tta_hflip:
-        prob = 0.5 * (prob + torch.sigmoid(logits[n:]).flip(-1))
+        mirror = np.ascontiguousarray(x[..., ::-1])
+        prob = 0.5 * (prob + torch.sigmoid(torch.from_numpy(_logits(runner, mirror))).flip(-1))
     return prob[:, 0].numpy()
+
+
+def _logits(runner: Runner, x: np.ndarray) -> np.ndarray:
+    """``runner.logits(x)``, checked to be (N, 1, H, W)."""
+    logits = runner.logits(x)
+    if logits.shape != (len(x), 1, *x.shape[2:]):
+        raise BackendError(f"{type(runner).__name__} returned logits of shape "
+                           f"{tuple(logits.shape)} for inputs {x.shape}: expected "
+                           f"({len(x)}, 1, {x.shape[2]}, {x.shape[3]})")
+    return logits
