@@ -321,3 +321,11 @@ def test_replace_keeps_chain_frozen() -> None:
     with pytest.raises(AttributeError):
         chain.source = "low"  # type: ignore[misc]
     assert replace(chain, threshold=0.3).threshold == 0.3
+
+
+def test_describe_says_what_runs_not_what_was_asked(results: Path) -> None:
+    if not HAS_ORT:
+        pytest.skip("onnxruntime is not installed")
+    seg = Segmenter.load(results, backend="onnxruntime", precision="bf16")
+    assert seg.describe()["backend"] == "onnxruntime"
+    assert seg.describe()["precision"] == "fp32"  # onnxruntime has no bf16 CPU path

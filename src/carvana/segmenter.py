@@ -22,7 +22,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from carvana.backends import BackendSpec, Runner, graph_runner, model_runner, probabilities
+from carvana.backends import (
+    BackendSpec,
+    Runner,
+    graph_runner,
+    model_runner,
+    probabilities,
+    resolve,
+)
 from carvana.bbox import box_from_prob
 from carvana.bundle import MANIFEST, read_bundle
 from carvana.chain import Chain
@@ -49,8 +56,10 @@ def quantize(prob: np.ndarray) -> np.ndarray:
 
 def _spec(chain: Chain, backend: str | None, precision: str | None,
           threads: int | None) -> BackendSpec:
-    return BackendSpec(backend=backend or chain.backend, precision=precision or chain.precision,
-                       threads=threads)
+    """What will run: the chain's backend and precision unless overridden, resolved for this
+    machine (bf16 without native support runs fp32, with a warning)."""
+    return resolve(BackendSpec(backend=backend or chain.backend,
+                               precision=precision or chain.precision, threads=threads))
 
 
 class Segmenter:
