@@ -5,8 +5,15 @@ from glob import glob
 from carvana import cutouts as cut
 from carvana import resources as rs
 from carvana import workflow as wf
+from snakemake.logging import logger
 
 wf.check_config(config)
+
+FIRST_TRY_NOTE = wf.first_try_note(
+    config, list(workflow.overwrite_configfiles or []), os.path.join(workflow.basedir, "config.yaml")
+)
+if FIRST_TRY_NOTE:
+    logger.warning(FIRST_TRY_NOTE)
 
 DATA = wf.data_dir(config)
 SYNTHETIC = wf.is_synthetic(config)

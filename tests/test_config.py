@@ -138,3 +138,14 @@ def test_shard_groups_follow_the_submission_source(source: str, encode_group: st
     assert wf.shard_group(config, "ensemble_test") == "shard_tail"
     tiles = wf.shard_group(config, "predict_tiles_test")
     assert tiles == ("shard_tiles" if source == "fullres" else None)
+
+
+def test_first_try_note_only_for_the_demo_config_on_real_photos(tmp_path: Path) -> None:
+    demo = str(REPO / "config.yaml")
+    real = {"data_dir": "/data/real"}
+    note = wf.first_try_note(real, [], demo)
+    assert note and "synthetic demo" in note and "configs/carvana-cpu.yaml" in note
+    assert "data_dir=/data/real" in note and "0.948" in note and "0.9908" in note
+    assert wf.first_try_note(real, [demo, str(tmp_path / "extra.yaml")], demo) is not None
+    assert wf.first_try_note(real, [str(REPO / "configs/carvana-cpu.yaml")], demo) is None
+    assert wf.first_try_note({"data_dir": None}, [], demo) is None  # the synthetic demo itself

@@ -86,5 +86,8 @@ def test_default_config_on_real_photos_stops_at_a_gate(sample_dir: Path,
     assert proc.returncode != 0, output[-3000:]
     assert "GateError: model 'unet128'" in output and "min_val_dice" in output, output[-3000:]
     assert "configs/carvana-cpu.yaml" in output
+    # the note comes first, before any job: what this config is and what to run instead
+    note = output.index("note: config.yaml is the synthetic demo's config")
+    assert note < output.index("rule train_lowres") and "0.948" in output[note:note + 300]
     assert not (work / "results/models/unet128/weights.pt").exists()
     assert not (work / "results/submission.csv.gz").exists()
