@@ -13,8 +13,9 @@ bounded: a fixed count of requests, each with a timeout, and ``--max-seconds`` i
 
 Reported: errors by status (goal 0), client latency p50/p95/max, throughput, the server's own
 time per photo (X-Cutout-Seconds) and queue wait, and the server process's RSS sampled every
-0.2 s from /proc: at start, after warm-up, peak under load and the growth over the load's second
-half (goal: flat after warm-up). Writes benchmarks/results/serve_load.json.
+0.2 s from /proc: once loaded, after warm-up, and its peak in the load's first and second halves
+(goal: flat after warm-up, the second half's peak no higher than the first's). Writes
+benchmarks/results/serve_load.json.
 """
 
 from __future__ import annotations
@@ -167,9 +168,11 @@ def table(result: dict[str, Any]) -> str:
         ("throughput", f"{result['throughput_per_second']:.2f} photos/s "
                        f"({60 * result['throughput_per_second']:.0f}/min)"),
         ("server time per photo (mean)", f"{result['server_seconds_mean']:.2f} s"),
-        ("server RSS: loaded / after warm-up / peak",
-         f"{rss['loaded']:.0f} / {rss['after_warmup']:.0f} / {rss['peak']:.0f} MB"),
-        ("RSS growth, 2nd half of the load", f"{rss['second_half_growth']:+.0f} MB"),
+        ("server RSS: loaded / after warm-up", f"{rss['loaded']:.0f} / "
+                                               f"{rss['after_warmup']:.0f} MB"),
+        ("server RSS peak: 1st / 2nd half of the load",
+         f"{rss['peak_first_half']:.0f} / {rss['peak_second_half']:.0f} MB "
+         f"({rss['second_half_growth']:+.0f} MB)"),
     ]
     return "\n".join(["| measure | value |", "|---|---|",
                       *[f"| {name} | {value} |" for name, value in rows]])
@@ -209,11 +212,11 @@ def main() -> None:
         proc.terminate()
         proc.wait(30)
     middle = (t_warm + t_end) / 2
-    second_half = sampler.between(middle, t_end)
+    first, second = sampler.between(t_warm, middle), sampler.between(middle, t_end)
     rss = {"loaded": loaded, "after_warmup": after_warmup,
            "peak": max(mb for _, mb in sampler.samples),
-           "peak_under_load": max(sampler.between(t_warm, t_end)),
-           "second_half_growth": second_half[-1] - second_half[0] if second_half else 0.0,
+           "peak_first_half": max(first), "peak_second_half": max(second),
+           "second_half_growth": max(second) - max(first),
            "timeline": [(round(t, 1), round(mb)) for t, mb in sampler.samples[::25]]}
     info = {"models": str(args.models), "chain": health["chain"], "server_flags": args.server,
             "requests": args.requests, "concurrency": args.concurrency, "warmup": args.warmup,
