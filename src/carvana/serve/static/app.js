@@ -23,7 +23,7 @@ async function loadHealth() {
     const response = await fetch("/healthz", { cache: "no-store" });
     const health = await response.json();
     const chain = health.chain || {};
-    const size = Array.isArray(chain.size) ? ` · model input ${chain.size.join("×")}` : "";
+    const size = Array.isArray(chain.size) ? ` · photos run at ${chain.size.join("×")}` : "";
     const flips = chain.tta_hflip ? " · with flips" : "";
     $("#model").textContent = `Model: ${chain.source ?? "?"} · ${health.backend ?? "?"} ` +
       `${health.precision ?? ""}${size}${flips}`;
