@@ -549,3 +549,37 @@ def test_a_client_that_leaves_while_queued_frees_its_place_and_costs_no_inferenc
     finally:
         inference.close()
     assert segmenter.calls == 1
+
+
+def test_uploads_are_never_written_to_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A photo over python-multipart's 1 MB spooling threshold, cut out while every way to a
+    temporary or written file fails."""
+    import builtins
+    import tempfile
+
+    real_open = builtins.open
+
+    def no_writes(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        assert not set(mode) & set("wax+"), f"the server opened {file!r} for writing"
+        return real_open(file, mode, *args, **kwargs)
+
+    def no_temp(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the server made a temporary file")
+
+    noise = np.random.default_rng(0).integers(0, 255, (1200, 1000, 3), dtype=np.uint8)
+    noise[300:900, 200:800] = 20  # a dark 'car'
+    data = encode(Image.fromarray(noise), "PNG", compress_level=0)
+    assert len(data) > 3 * 2**20
+
+    async def go() -> None:
+        with client() as (http, _):
+            monkeypatch.setattr(builtins, "open", no_writes)
+            for name in ("SpooledTemporaryFile", "NamedTemporaryFile", "TemporaryFile",
+                         "mkstemp", "mkdtemp"):
+                monkeypatch.setattr(tempfile, name, no_temp)
+            # the moment a spooled part goes to disk, however the class was imported
+            monkeypatch.setattr(tempfile.SpooledTemporaryFile, "rollover", no_temp)
+            response = await post_photo(http, data, name="big.png")
+            assert response.status_code == 200, response.text
+            assert decode_png(response.content).shape == (1200, 1000, 4)
+    run(go())
