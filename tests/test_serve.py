@@ -574,11 +574,11 @@ def test_uploads_are_never_written_to_disk(monkeypatch: pytest.MonkeyPatch) -> N
     async def go() -> None:
         with client() as (http, _):
             monkeypatch.setattr(builtins, "open", no_writes)
+            # the moment a spooled part goes to disk, however the class was imported
+            monkeypatch.setattr(tempfile.SpooledTemporaryFile, "rollover", no_temp)
             for name in ("SpooledTemporaryFile", "NamedTemporaryFile", "TemporaryFile",
                          "mkstemp", "mkdtemp"):
                 monkeypatch.setattr(tempfile, name, no_temp)
-            # the moment a spooled part goes to disk, however the class was imported
-            monkeypatch.setattr(tempfile.SpooledTemporaryFile, "rollover", no_temp)
             response = await post_photo(http, data, name="big.png")
             assert response.status_code == 200, response.text
             assert decode_png(response.content).shape == (1200, 1000, 4)
