@@ -1,7 +1,8 @@
 """``carvana-serve``: the cut-out page and API on a trained chain, under uvicorn.
 
 The port is bound before the models load (a taken port fails at once), the models load once,
-one segmenter per worker, and only then does the server answer.
+one segmenter per worker, each is warmed up on a grey photo, and only then does the server
+answer.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ import logging
 import os
 import socket
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .app import Limits, create_app
 from .work import Inference, SegmenterLike
@@ -102,6 +106,16 @@ def load_segmenters(args: argparse.Namespace, loader: Loader | None = None
                    threads=threads) for _ in range(args.workers)]
 
 
+def warm_up(segmenters: list[SegmenterLike]) -> float:
+    """One grey photo through each segmenter, so the first person's photo does not pay for a
+    runtime's compilation (OpenVINO: ~15 s) or first allocations; the seconds it took."""
+    start = time.perf_counter()
+    grey = np.full((320, 480, 3), 128, np.uint8)
+    for segmenter in segmenters:
+        segmenter.mask(grey)
+    return time.perf_counter() - start
+
+
 def main(argv: Sequence[str] | None = None, loader: Loader | None = None) -> int:
     """Bind, load the models, serve until stopped; 2 on a bad argument, port or model."""
     import uvicorn
@@ -118,6 +132,7 @@ def main(argv: Sequence[str] | None = None, loader: Loader | None = None) -> int
               "machine can use the server", file=sys.stderr)
     try:
         segmenters = load_segmenters(args, loader)
+        seconds = warm_up(segmenters)
     except Exception as err:  # a corrupt weights file may raise anything: name it, exit 2
         sock.close()
         kind = "" if isinstance(err, ValueError | OSError) else f"{type(err).__name__}: "
@@ -131,7 +146,8 @@ def main(argv: Sequence[str] | None = None, loader: Loader | None = None) -> int
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     print(f"carvana-serve: {info.get('source')} on {info.get('backend')} "
-          f"({info.get('precision')}), {args.workers} worker(s), queue {args.queue}: "
+          f"({info.get('precision')}, warmed up in {seconds:.1f} s), {args.workers} "
+          f"worker(s), queue {args.queue}: "
           f"http://{shown}:{port}/", file=sys.stderr, flush=True)
     config = uvicorn.Config(app, log_level=args.log_level, server_header=False,
                             limit_concurrency=inference.capacity + 32, timeout_keep_alive=5)
