@@ -108,11 +108,16 @@ def load_segmenters(args: argparse.Namespace, loader: Loader | None = None
 
 def warm_up(segmenters: list[SegmenterLike]) -> float:
     """One grey photo through each segmenter, so the first person's photo does not pay for a
-    runtime's compilation (OpenVINO: ~15 s) or first allocations; the seconds it took."""
+    runtime's compilation (OpenVINO: ~15 s) or first allocations; the seconds it took. Its
+    warnings (no car in a grey photo) are not the person's concern and are held back."""
     start = time.perf_counter()
     grey = np.full((320, 480, 3), 128, np.uint8)
-    for segmenter in segmenters:
-        segmenter.mask(grey)
+    logging.disable(logging.WARNING)
+    try:
+        for segmenter in segmenters:
+            segmenter.mask(grey)
+    finally:
+        logging.disable(logging.NOTSET)
     return time.perf_counter() - start
 
 
@@ -130,6 +135,8 @@ def main(argv: Sequence[str] | None = None, loader: Loader | None = None) -> int
     if not is_loopback(args.host):
         print(f"carvana-serve: warning: listening on {args.host}: anyone who can reach this "
               "machine can use the server", file=sys.stderr)
+    print(f"carvana-serve: loading the models from {args.models} and warming them up…",
+          file=sys.stderr, flush=True)
     try:
         segmenters = load_segmenters(args, loader)
         seconds = warm_up(segmenters)
