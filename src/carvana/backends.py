@@ -332,7 +332,12 @@ def model_runner(model: torch.nn.Module, spec: BackendSpec, *, device: torch.dev
                  cache_dir: str | Path | None = None, cuda_fp16: bool = True) -> Runner:
     """Any backend from a live model: torch runs it on ``device``; onnxruntime and openvino
     export it at each new input shape (into a temporary folder, or ``cache_dir``, where graphs
-    are named by the weights' fingerprint and shape and reused) and run on the CPU."""
+    are named by the weights' fingerprint and shape and reused) and run on the CPU. On a CUDA
+    device torch runs whatever the spec says: the graph runtimes here are CPU builds."""
+    if device.type == "cuda" and spec.backend != "torch":
+        log.info("backend %s runs on the CPU only; on %s torch runs (CUDA fp16 autocast)",
+                 spec.backend, device)
+        spec = replace(spec, backend="torch")
     resolved = resolve(spec)
     if resolved.backend == "torch":
         return torch_runner(model, resolved, device, cuda_fp16=cuda_fp16)
