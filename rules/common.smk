@@ -235,7 +235,7 @@ def get_cutout_shard_dirs(wildcards=None):
 
 def get_cutout_photo_files():
     """Each photo's mask and RGBA cut-out (none when photos_dir is unset)."""
-    return CUTOUTS.photo_files(escape=True)
+    return CUTOUTS.photo_files()
 
 
 def get_cutout_outputs(wildcards=None):

@@ -50,6 +50,13 @@ def test_list_photos_accepts_any_name(tmp_path: Path, name: str) -> None:
     assert photos[Path(name).stem] == str(tmp_path / name) and len(photos) == 2
 
 
+def test_the_rule_refuses_braces_and_says_what_takes_them(tmp_path: Path) -> None:
+    _touch_image(tmp_path / "a{b}.jpg")
+    assert list(cut.list_photos(tmp_path)) == ["a{b}"]  # carvana-cutout takes it
+    with pytest.raises(DataError, match=r"a\{b\}\.jpg: .*'\{' or '\}'.*carvana-cutout DIR"):
+        cut.plan(_config("tiny.yaml", photos_dir=str(tmp_path)))
+
+
 def test_list_photos_rejects_two_photos_with_one_stem(tmp_path: Path) -> None:
     _touch_image(tmp_path / "a.jpg")
     _touch_image(tmp_path / "a.png")
@@ -91,7 +98,6 @@ def test_plan_shards_photos_and_lists_the_chain_models(tmp_path: Path) -> None:
     assert plan.weights()["tiles"] == "results/models/tiles/weights.pt"
     assert plan.threshold == 0.5
     assert "results/cutouts/a_mask.png" in plan.outputs()
-    assert plan.photo_files(escape=True) == plan.photo_files()  # no braces, nothing to escape
     assert "results/cutouts/contact_sheet.jpg" in plan.outputs()
     # a depth model needs the box model and its depth source
     assert cut.chain_models(_config(), "depth") == ["unet128", "depth"]

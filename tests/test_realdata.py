@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 from wfutil import copy_workflow, snakemake
 
 from carvana.subset import SubsetSpec, make_subset
@@ -49,24 +50,25 @@ def test_cutouts_of_real_photos_at_odd_sizes(real_run: Path, sample_dir: Path,
     photos = tmp_path / "photos"
     photos.mkdir()
     test_car = sorted(p.stem for p in (real_run.parent / "data/kaggle/test").glob("*.jpg"))
-    sizes = {"front view": (1001, 667), "side_2": (640, 427), "rear.v3": (517, 517)}
+    # the names people give photos: spaces, parentheses, unicode, several dots
+    sizes = {"front view": (1001, 667), "IMG 2031 (1)": (640, 427), "arri\u00e8re.v3": (517, 517)}
     truths = {}
     for (stem, size), image_id in zip(sizes.items(), test_car[::5], strict=False):
         image = cv2.imread(str(sample_dir / "train" / f"{image_id}.jpg"))
-        cv2.imwrite(str(photos / f"{stem.replace(' ', '_')}.png"),
-                    cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+        Image.fromarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA)[..., ::-1]).save(
+            photos / f"{stem}.png")
         mask = read_mask(sample_dir / "train_masks" / f"{image_id}_mask.gif")
-        truths[stem.replace(" ", "_")] = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
+        truths[stem] = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
     proc = snakemake(real_run, "--cores", "2", "cutouts", "--configfile",
                      "configs/carvana-cpu.yaml", "small_real.yaml", "--config",
                      f"photos_dir={photos}")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     out = real_run / "results/cutouts"
     for stem, truth in truths.items():
-        mask = cv2.imread(str(out / f"{stem}_mask.png"), cv2.IMREAD_UNCHANGED)
+        mask = np.asarray(Image.open(out / f"{stem}_mask.png"))
         assert mask.shape == truth.shape and set(np.unique(mask)) <= {0, 255}
         assert dice(mask > 0, truth > 0) >= DICE_FLOOR, stem
-        rgba = cv2.imread(str(out / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
+        rgba = np.asarray(Image.open(out / f"{stem}.png"))
         assert rgba.shape == (*truth.shape, 4)
         assert np.array_equal(rgba[..., 3], mask)
     assert cv2.imread(str(out / "contact_sheet.jpg")) is not None

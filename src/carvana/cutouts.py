@@ -112,11 +112,9 @@ class CutoutPlan:
         """Model -> weights file of every model the chain needs."""
         return {m: f"results/models/{m}/weights.pt" for m in self.models}
 
-    def photo_files(self, escape: bool = False) -> list[str]:
-        """Each photo's mask and RGBA cut-out; ``escape`` doubles braces, as a Snakemake output
-        pattern needs for a file name that holds ``{`` or ``}``."""
-        stems = [s.replace("{", "{{").replace("}", "}}") if escape else s for s in self.photos]
-        return [f"{OUT_DIR}/{s}{suffix}" for s in stems for suffix in ("_mask.png", ".png")]
+    def photo_files(self) -> list[str]:
+        """Each photo's mask and RGBA cut-out."""
+        return [f"{OUT_DIR}/{s}{suffix}" for s in self.photos for suffix in ("_mask.png", ".png")]
 
     def outputs(self) -> list[str]:
         """Every final file: mask and RGBA per photo, the contact sheet, the summary."""
@@ -133,6 +131,11 @@ def plan(config: dict[str, Any]) -> CutoutPlan:
     """The cut-out plan of a config: photos (when ``photos_dir`` is set), shards, models."""
     settings = config.get("cutouts") or {}
     photos = list_photos(config["photos_dir"]) if config.get("photos_dir") else {}
+    braces = [path for stem, path in photos.items() if "{" in stem or "}" in stem]
+    if braces:  # Snakemake reads braces in an output file's name as a wildcard
+        raise DataError(f"{braces[0]}: the cutouts rule cannot name an output after a photo "
+                        "whose name holds '{' or '}'; rename it, or cut the folder out with "
+                        "`carvana-cutout DIR -o OUT`, which takes any name")
     source = cutout_source(config)
     return CutoutPlan(
         photos=photos,
