@@ -30,6 +30,11 @@ include: "rules/cutouts.smk"
 include: "rules/export.smk"
 
 
+# Before any job runs: the plan's projected wall time on the cores given (carvana.resources).
+onstart:
+    logger.info(plan_projection())
+
+
 rule all:
     input:
         get_final_outputs(),

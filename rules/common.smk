@@ -33,6 +33,19 @@ wildcard_constraints:
     shard=r"\d{4}",
 
 
+def plan_projection():
+    """The projection line of the jobs this run will execute (for the Snakefile's onstart)."""
+    jobs = [
+        rs.PlannedJob(
+            runtime_min=float(job.resources.get("runtime", 0) or 0),
+            threads=int(job.threads),
+            heavy=job.rule.benchmark is not None,
+        )
+        for job in workflow.dag.needrun_jobs()
+    ]
+    return rs.projection_note(jobs, workflow.resource_settings.cores or 1)
+
+
 def one_of(names):
     """A wildcard pattern matching exactly these names (nothing at all for no names)."""
     return "|".join(re.escape(n) for n in names) or "(?!)"

@@ -29,7 +29,16 @@ def done(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = copy_workflow(tmp_path_factory.mktemp("wf") / "run")
     proc = snakemake(work, "--cores", "2", "all")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    (work / "run_output.txt").write_text(proc.stdout + proc.stderr)
     return work
+
+
+def test_the_projection_comes_before_the_first_job(done: Path) -> None:
+    """The plan's projected wall time is printed once, before any job starts."""
+    output = (done / "run_output.txt").read_text()
+    found = re.findall(r"projected: (\d+) jobs, about [\d.]+ (s|min|h|days) on 2 cores", output)
+    assert len(found) == 1 and int(found[0][0]) > 20, found
+    assert output.index("projected:") < output.index("rule ")
 
 
 def planned_jobs(proc) -> dict[str, int]:

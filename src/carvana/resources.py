@@ -339,3 +339,55 @@ def predict_request(config: dict[str, Any], specs: list[dict[str, Any]], shape: 
     if key == "mem_mb":
         return max(predict_mem_mb(config, spec, shape, images) for spec in specs)
     return _minutes(sum(predict_seconds(config, spec, shape, n_images) for spec in specs))
+
+
+# --- the plan's projected wall time ------------------------------------------------------------
+
+#: A light job (ingest, boxes, ensemble, encoding, ...: rules without a benchmark), seconds.
+LIGHT_JOB_S = 4.0
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    """One job of a plan: its runtime request (minutes), its threads, whether it is heavy."""
+
+    runtime_min: float
+    threads: int
+    heavy: bool
+
+
+def expected_seconds(job: PlannedJob) -> float:
+    """What the formula expects a job to take: its request without ``TIME_SAFETY`` (a request
+    at the ``MIN_RUNTIME`` floor says only "short": its start-up); a light job ``LIGHT_JOB_S``."""
+    if not job.heavy:
+        return LIGHT_JOB_S
+    if job.runtime_min <= MIN_RUNTIME:
+        return STARTUP_S
+    return job.runtime_min * 60.0 / TIME_SAFETY
+
+
+def projected_seconds(jobs: list[PlannedJob], cores: int) -> float:
+    """The plan's wall time on ``cores`` cores: the jobs' core-seconds (each on at most
+    ``cores`` threads) spread over the cores, and never less than its longest job."""
+    if not jobs:
+        return 0.0
+    cores = max(1, int(cores))
+    work = sum(expected_seconds(j) * min(max(1, j.threads), cores) for j in jobs)
+    return max(work / cores, max(expected_seconds(j) for j in jobs))
+
+
+def duration(seconds: float) -> str:
+    """A rough human duration: seconds, minutes, hours or days."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def projection_note(jobs: list[PlannedJob], cores: int) -> str:
+    """The line printed before a run: jobs, projected wall time, cores."""
+    return (f"projected: {len(jobs)} jobs, about {duration(projected_seconds(jobs, cores))} on "
+            f"{cores} cores (the resource formula's runtimes; see docs/configuration.md)")
