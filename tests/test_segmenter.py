@@ -8,7 +8,6 @@ import json
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -320,13 +319,6 @@ def test_cli_without_models_says_how_to_make_them(tmp_path: Path, capsys) -> Non
     assert cutout_main([str(tmp_path / "in"), "-o", str(tmp_path / "o"), "--models",
                         str(tmp_path / "nothing")]) == 2
     assert "snakemake --cores all submission" in capsys.readouterr().err
-
-
-def test_replace_keeps_chain_frozen() -> None:
-    chain = _chain()
-    with pytest.raises(AttributeError):
-        chain.source = "low"  # type: ignore[misc]
-    assert replace(chain, threshold=0.3).threshold == 0.3
 
 
 def test_describe_says_what_runs_not_what_was_asked(results: Path) -> None:

@@ -28,6 +28,20 @@ def lowres_hw(size: int | list[int] | tuple[int, int]) -> tuple[int, int]:
     return height, width
 
 
+def needed_models(source: str, *, members: dict[str, float], tile_models: dict[str, str | None],
+                  box_model: str | None) -> list[str]:
+    """Every model the chain of ``source`` (a model, or ``ensemble`` of ``members``) runs, in
+    run order: for a tile model (``tile_models`` maps each to its depth source or None) the box
+    model and its depth source first. The one rule for the DAG's plan and the segmenter."""
+    direct = list(members) if source == "ensemble" else [source]
+    needed: list[str] = []
+    for name in direct:
+        if name in tile_models:
+            needed += [m for m in (box_model, tile_models[name]) if m]
+        needed.append(name)
+    return list(dict.fromkeys(needed))
+
+
 @dataclass(frozen=True)
 class ChainModel:
     """One trained model of a chain: its input kind, channels, low-res size (height, width)
@@ -100,17 +114,9 @@ class Chain:
 
     def needed(self, source: str | None = None) -> list[str]:
         """Every model the chain of ``source`` (default: this chain's) runs, in run order."""
-        source = source or self.source
-        direct = list(self.members) if source == "ensemble" else [source]
-        needed: list[str] = []
-        for name in direct:
-            model = self.models.get(name)
-            if model is not None and model.input == "tiles":
-                needed.append(str(self.bbox.get("model")))
-                if model.depth_from:
-                    needed.append(model.depth_from)
-            needed.append(name)
-        return list(dict.fromkeys(needed))
+        tiles = {n: m.depth_from for n, m in self.models.items() if m.input == "tiles"}
+        return needed_models(source or self.source, members=self.members, tile_models=tiles,
+                             box_model=self.bbox.get("model"))
 
     def for_source(self, source: str | None, threshold: float | None = None) -> Chain:
         """This chain narrowed to ``source`` (None: unchanged) and its models; ValueError

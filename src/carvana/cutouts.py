@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from carvana import workflow as wf
+from carvana.chain import needed_models
 from carvana.gates import GateError
 from carvana.ingest import shards
 from carvana.io import DataError, atomic_path, write_frame, write_jpeg
@@ -74,17 +75,9 @@ def cutout_source(config: dict[str, Any]) -> str:
 
 def chain_models(config: dict[str, Any], source: str) -> list[str]:
     """Every trained model the source's chain runs: members, the box model and depth sources."""
-    direct = list(wf.ensemble_members(config)) if source == "ensemble" else [source]
-    tile_models = wf.tile_models(config)
-    needed: list[str] = []
-    for name in direct:
-        if name in tile_models:
-            needed.append(config["bbox"]["model"])
-            depth_from = wf.model_spec(config, name).get("depth_from")
-            if depth_from:
-                needed.append(depth_from)
-        needed.append(name)
-    return list(dict.fromkeys(needed))
+    tiles = {n: wf.model_spec(config, n).get("depth_from") for n in wf.tile_models(config)}
+    return needed_models(source, members=wf.ensemble_members(config), tile_models=tiles,
+                         box_model=(config.get("bbox") or {}).get("model"))
 
 
 def threshold_setting(config: dict[str, Any]) -> float | str:
@@ -102,7 +95,6 @@ class CutoutPlan:
     source: str
     models: list[str]
     threshold: float | str
-    members: dict[str, float] = field(default_factory=dict)
 
     def shard_photos(self, shard: str) -> dict[str, str]:
         """Stem -> photo path of one shard."""
@@ -143,7 +135,6 @@ def plan(config: dict[str, Any]) -> CutoutPlan:
         source=source,
         models=chain_models(config, source),
         threshold=threshold_setting(config),
-        members=wf.ensemble_members(config) if source == "ensemble" else {},
     )
 
 

@@ -1,7 +1,7 @@
 """One trained chain, loaded once, that segments a photo of any size.
 
->>> seg = Segmenter.load("results")                       # or an exported bundle folder
->>> rgba = seg.cutout(carvana.photos.read_photo("IMG 2031 (1).jpg"))
+    seg = Segmenter.load("results")                     # or an exported bundle folder
+    rgba = seg.cutout(read_photo("IMG 2031 (1).jpg"))  # carvana.photos.read_photo
 
 The photo is resized to the data geometry the models were trained on, run through the chain
 exactly as the test shards are (low-res models on the squashed photo, the box model's band,
@@ -96,21 +96,11 @@ class Segmenter:
                      threads: int | None = None, device: str = "auto") -> Segmenter:
         """The chain of a workflow's ``results`` folder, its models read from their weights
         (``device``: auto, cpu or cuda, as the config's ``device``)."""
-        from carvana.device import select_device
-        from carvana.predict import load_model
-
         folder = Path(results)
         chain = Chain.from_json(read_json(folder / CHAIN_JSON), str(folder / CHAIN_JSON))
         chain = chain.for_source(source)
         spec = _spec(chain, backend, precision, threads)
-        dev = select_device(device)
-        runners = {}
-        for name in chain.needed():
-            entry = chain.models[name]
-            model, meta = load_model(folder / entry.weights, dev, {
-                "name": name, "input": entry.input, "in_channels": entry.in_channels})
-            chain = _with_hash(chain, name, meta)
-            runners[name] = model_runner(model, spec, device=dev)
+        runners = _live_runners(folder, chain, spec, device)
         log.info("segmenter %s from %s on %s %s", chain.source, folder, spec.backend,
                  spec.precision)
         return cls(replace(chain, backend=spec.backend, precision=spec.precision), runners,
@@ -126,13 +116,7 @@ class Segmenter:
         spec = _spec(chain, backend, precision, threads)
         runners: dict[str, Runner] = {}
         if spec.backend == "torch":
-            from carvana.device import select_device
-            from carvana.predict import load_model
-
-            device = select_device("auto")
-            for name in chain.needed():
-                model, _ = load_model(folder / chain.models[name].weights, device, {"name": name})
-                runners[name] = model_runner(model, spec, device=device)
+            runners = _live_runners(folder, chain, spec, "auto")
         else:
             for name in chain.needed():
                 graph = chain.models[name].graph
@@ -226,10 +210,21 @@ class Segmenter:
         return quantize(stitch(prob, rows, self.geom))
 
 
-def _with_hash(chain: Chain, name: str, meta: dict[str, Any]) -> Chain:
-    """The chain with model ``name``'s params_hash taken from its checkpoint."""
-    entry = replace(chain.models[name], params_hash=meta.get("params_hash"))
-    return replace(chain, models={**chain.models, name: entry})
+def _live_runners(folder: Path, chain: Chain, spec: BackendSpec, device: str
+                  ) -> dict[str, Runner]:
+    """Each model of the chain from its weights under ``folder`` (checked to be the model the
+    chain names), on ``spec``'s runtime: the results folder's way, and a bundle's with torch."""
+    from carvana.device import select_device
+    from carvana.predict import load_model
+
+    dev = select_device(device)
+    runners: dict[str, Runner] = {}
+    for name in chain.needed():
+        entry = chain.models[name]
+        model, _ = load_model(folder / entry.weights, dev, {
+            "name": name, "input": entry.input, "in_channels": entry.in_channels})
+        runners[name] = model_runner(model, spec, device=dev)
+    return runners
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
