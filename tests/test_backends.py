@@ -392,3 +392,14 @@ def test_prediction_job_on_onnxruntime_matches_torch(tiny_data, tmp_path: Path,
     assert len(ids) >= 2 and levels["torch"].std() > 20  # maps spread over the 8-bit range
     step = np.abs(levels["torch"] - levels["onnxruntime"])
     assert (step <= 1).mean() >= 0.999, (step <= 1).mean()
+    # the graph went beside the weights; a second job on the same weights reuses it
+    graphs = sorted((tmp_path / "onnx").glob("*.onnx"))
+    assert len(graphs) == 1, graphs
+    stamp = graphs[0].stat().st_mtime_ns
+    predict_lowres_stage(name="u", spec=spec, weights=str(tmp_path / "w.pt"), data_dir=str(data),
+                         folder="test", ids=ids[:1], batch_size=4, tta_hflip=True,
+                         backend="onnxruntime", precision="bf16", device="cpu",
+                         cpu_fallback=True, preds=str(tmp_path / "again"),
+                         timing=str(tmp_path / "again.json"))
+    assert graphs[0].stat().st_mtime_ns == stamp
+    assert read_json(tmp_path / "again.json")["precision"] == "fp32"  # what ran, not what was asked

@@ -2,7 +2,8 @@
 OpenVINO, in float32 or bfloat16 (DESIGN section 7, issue 16).
 
 A :class:`Runner` turns a float32 NCHW batch in [0, 1] into float32 logits (N, 1, H, W);
-:func:`probabilities` makes sigmoid maps of them, with the flipped image in the same call.
+:func:`probabilities` makes sigmoid maps of them, the mirror in a second call of the batch's
+size.
 ``torch_runner`` runs a live model, ``graph_runner`` an exported ONNX graph, ``model_runner``
 either from a live model (exporting one graph per input shape on first use).
 

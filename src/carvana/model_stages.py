@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from carvana.backends import BackendSpec, resolve
+from carvana.backends import BackendSpec
 from carvana.bbox import read_bands
 from carvana.chain import lowres_hw
 from carvana.checkpoint import clear_resume, load_checkpoint, params_hash, save_checkpoint
@@ -80,6 +80,13 @@ def train_lowres_stage(*, name: str, spec: dict[str, Any], data_dir: str, split:
             history=history, curve=curve, summary=summary)
 
 
+def _graph_cache(weights: str) -> Path:
+    """Where a model's ONNX graphs go once exported (onnxruntime, openvino), beside its weights:
+    every later prediction job on the same weights reuses them instead of exporting again
+    (named by the weights' fingerprint and the input shape; written atomically)."""
+    return Path(weights).parent / "onnx"
+
+
 def predict_lowres_stage(*, name: str, spec: dict[str, Any], weights: str, data_dir: str,
                          folder: str, ids: list[str] | None = None, split: str | None = None,
                          fold: str | None = None, batch_size: int, tta_hflip: bool,
@@ -87,16 +94,15 @@ def predict_lowres_stage(*, name: str, spec: dict[str, Any], weights: str, data_
                          preds: str, timing: str) -> None:
     """Predict a test shard's ``ids`` or a ``fold`` of the train images (images read from
     ``folder``: 'train' or 'test') with a low-res model, on ``backend`` at ``precision``."""
-    run = resolve(BackendSpec(backend=backend, precision=precision))
     dev = select_device(device, cpu_fallback)
     model, meta = load_model(weights, dev, _expected(name, spec, input="lowres",
                                                      size=spec["size"]))
     chosen = select_ids(ids=ids, split=split, fold=fold)
     dataset = LowResDataset(data_dir, folder, chosen, meta["size"], with_masks=False)
     stats = predict_to_dir(model, dataset, preds, dev, batch_size=batch_size, tta_hflip=tta_hflip,
-                           spec=run)
-    write_json(timing, {"model": name, "folder": folder, **stats, "backend": run.backend,
-                        "precision": run.precision})
+                           spec=BackendSpec(backend=backend, precision=precision),
+                           cache_dir=_graph_cache(weights))
+    write_json(timing, {"model": name, "folder": folder, **stats})
 
 
 def _tile_dataset(data_dir: str, split: str, ids: list[str], boxes_csvs: list[str],
@@ -160,7 +166,6 @@ def predict_tiles_stage(*, name: str, spec: dict[str, Any], weights: str, data_d
                         cpu_fallback: bool, preds: str, timing: str) -> None:
     """Predict a test shard's ``ids`` or a ``fold`` of the train images tile by tile and write
     stitched full-size probability maps. ``batch_size`` counts images (two tiles each)."""
-    run = resolve(BackendSpec(backend=backend, precision=precision))
     dev = select_device(device, cpu_fallback)
     geom = geometry(ingest, tiles)
     model, _ = load_model(weights, dev, _expected(
@@ -169,9 +174,9 @@ def predict_tiles_stage(*, name: str, spec: dict[str, Any], weights: str, data_d
     dataset = _tile_dataset(data_dir, folder, chosen, [boxes], geom, False, depth)
     stats = predict_to_dir(model, dataset, preds, dev, batch_size=batch_size, tta_hflip=tta_hflip,
                            collate_fn=collate_tiles, write=stitch_writer(dataset.bands, geom),
-                           spec=run)
-    write_json(timing, {"model": name, "folder": folder, **stats, "backend": run.backend,
-                        "precision": run.precision})
+                           spec=BackendSpec(backend=backend, precision=precision),
+                           cache_dir=_graph_cache(weights))
+    write_json(timing, {"model": name, "folder": folder, **stats})
 
 
 def cutouts_shard_stage(*, photos: dict[str, str], chain: str, device: str,
@@ -182,7 +187,10 @@ def cutouts_shard_stage(*, photos: dict[str, str], chain: str, device: str,
 
 
 def export_bundle_stage(*, chain: str, weights: list[str], bundle: str) -> None:
-    """The chain of ``results/chain.json`` as a bundle folder that runs anywhere."""
+    """The chain of ``results/chain.json`` as a bundle folder that runs anywhere (``weights``:
+    the rule's inputs, so a retrained model re-exports; the chain names the files read)."""
     from carvana.export import export_bundle
+
+    del weights
 
     export_bundle(results=Path(chain).parent, out_dir=bundle)

@@ -23,7 +23,7 @@ from carvana.backends import BackendSpec, model_runner, probabilities
 from carvana.checkpoint import load_checkpoint
 from carvana.io import write_prob
 from carvana.models import SegmentationModel, build_for_loading
-from carvana.training import to_input
+from carvana.tensors import to_input
 
 log = logging.getLogger(__name__)
 CPU = torch.device("cpu")
@@ -48,22 +48,6 @@ def load_model(weights: str | Path, device: torch.device, expect: dict[str, Any]
     return model, meta
 
 
-@torch.inference_mode()
-def predict_probs(model: torch.nn.Module, x: torch.Tensor, tta_hflip: bool,
-                  amp: bool = True, *, spec: BackendSpec | None = None) -> torch.Tensor:
-    """Sigmoid probabilities (N,1,H,W) on ``x``'s device; with ``tta_hflip`` averaged with the
-    flipped image's (both in one forward call).
-
-    The forward pass runs on ``carvana.backends.model_runner(model, spec)`` (default: PyTorch
-    float32, channels_last, ``inference_mode``). ``amp`` is float16 autocast on CUDA only. Each
-    call builds its runner: for onnxruntime or openvino, that is an export per call, so loops
-    build one runner and call ``carvana.backends.probabilities`` (as ``predict_to_dir`` does).
-    """
-    runner = model_runner(model, spec or BackendSpec(), device=x.device, cuda_fp16=amp)
-    prob = probabilities(runner, x.detach().float().cpu().numpy(), tta_hflip=tta_hflip)
-    return torch.from_numpy(prob)[:, None].to(x.device)
-
-
 def write_each(out_dir: Path, ids: list[str], probs: np.ndarray) -> int:
     """The default writer: ``<id>.png`` for every item, at the size it was predicted."""
     for image_id, prob in zip(ids, probs, strict=True):
@@ -77,7 +61,8 @@ def predict_to_dir(  # noqa: PLR0913
         model: torch.nn.Module, dataset: Dataset, out_dir: str | Path, device: torch.device, *,
         batch_size: int = 8, tta_hflip: bool = False,
         collate_fn: Callable[[list[Any]], Any] | None = None, write: Writer = write_each,
-        spec: BackendSpec | None = None) -> dict[str, float]:
+        spec: BackendSpec | None = None, cache_dir: str | Path | None = None
+) -> dict[str, Any]:
     """Predict every item of ``dataset`` and hand each batch's probabilities to ``write``.
 
     Items (or what ``collate_fn`` makes of them) have ``"id"`` and a uint8 ``"image"``; the
@@ -86,15 +71,17 @@ def predict_to_dir(  # noqa: PLR0913
     benchmarks/predict_throughput.py), so memory depends on the batch, not the number of images.
     The forward passes run on one ``carvana.backends.model_runner`` for ``spec`` (default
     PyTorch float32: the model switched to channels_last in place, as is each batch, on every
-    device; onnxruntime / openvino: one graph exported per input shape on first use).
-    Returns the number of images written, the seconds and the seconds per image.
+    device; onnxruntime / openvino: one graph per input shape, exported on first use into
+    ``cache_dir`` (reused by every later job on the same weights) or a temporary folder).
+    Returns the number of images written, the seconds, the seconds per image, and the backend
+    and precision that ran (after any fallback: bf16 without native support, torch on CUDA).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn)
     # torch: NHWC weights (in place, idempotent); on a 2-core CPU a 960x960 tile forward of the
     # default tile U-Net is ~1.8x faster, same decisions (benchmarks/cpu_fastpaths.py); CUDA too
-    runner = model_runner(model, spec or BackendSpec(), device=device)
+    runner = model_runner(model, spec or BackendSpec(), device=device, cache_dir=cache_dir)
     start = time.perf_counter()
     images = inputs = 0
     for batch in tqdm(loader, desc=f"predict {out_dir}", mininterval=5):
@@ -104,4 +91,5 @@ def predict_to_dir(  # noqa: PLR0913
         inputs += len(probs)
     seconds = time.perf_counter() - start
     log.info("predicted %d images (%d model inputs) in %.1f s", images, inputs, seconds)
-    return {"images": images, "seconds": seconds, "seconds_per_image": seconds / max(images, 1)}
+    return {"images": images, "seconds": seconds, "seconds_per_image": seconds / max(images, 1),
+            "backend": runner.spec.backend, "precision": runner.spec.precision}
