@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from carvana.io import DataError
 
@@ -39,35 +39,64 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def decode_photo(data: bytes, *, name: str, max_pixels: int | None = DEFAULT_MAX_PIXELS
-                 ) -> np.ndarray:
-    """An (H, W, 3) uint8 RGB photo from the bytes of a JPEG or PNG file.
+class NotAPhoto(DataError):
+    """Bytes that are not a JPEG or PNG image at all."""
 
-    ``name`` only labels errors. A photo of more than ``max_pixels`` pixels (None: no limit) is
-    refused from its header, before any pixel is decoded; so is one smaller than 8 x 8.
-    """
+
+class PhotoTooLarge(DataError):
+    """A photo with more pixels than allowed (read from its header), or a decompression bomb."""
+
+
+def _open(data: bytes, *, name: str, max_pixels: int | None) -> Image.Image:
+    """The photo opened lazily, after every check its header allows: not empty, a JPEG or PNG
+    (NotAPhoto), at most ``max_pixels`` (PhotoTooLarge), at least 8 x 8 (DataError)."""
     if not data:
-        raise DataError(f"{name}: empty file (0 bytes); give a JPEG or PNG photo")
+        raise NotAPhoto(f"{name}: empty file (0 bytes); give a JPEG or PNG photo")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # max_pixels below
             im = Image.open(io.BytesIO(data))
-            if im.format not in FORMATS:
-                raise DataError(f"{name}: a {im.format} image; give a JPEG or PNG photo")
-            width, height = im.size
-            if max_pixels is not None and width * height > max_pixels:
-                raise DataError(f"{name}: {width}x{height} is {width * height / 1e6:.1f} MP, "
-                                f"more than the {max_pixels / 1e6:g} MP allowed; shrink it first")
-            if min(width, height) < MIN_SIDE:
-                raise DataError(f"{name}: {width}x{height} is too small to hold a car (at least "
-                                f"{MIN_SIDE}x{MIN_SIDE} pixels)")
-            im.load()
-            rgb = _to_rgb(ImageOps.exif_transpose(im))
-    except DataError:
-        raise
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as err:
+    except UnidentifiedImageError:
+        raise NotAPhoto(f"{name}: not a readable JPEG or PNG photo; give a JPEG or PNG") from None
+    except Image.DecompressionBombError as err:
+        raise PhotoTooLarge(f"{name}: {err}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise DataError(f"{name}: not a readable JPEG or PNG photo ({err}); re-save it as JPEG "
                         "or PNG") from None
+    width, height = im.size
+    if im.format not in FORMATS:
+        raise NotAPhoto(f"{name}: a {im.format} image; give a JPEG or PNG photo")
+    if max_pixels is not None and width * height > max_pixels:
+        raise PhotoTooLarge(f"{name}: {width}x{height} is {width * height / 1e6:.1f} megapixels, "
+                            f"more than the {max_pixels / 1e6:g} allowed; shrink it first")
+    if min(width, height) < MIN_SIDE:
+        raise DataError(f"{name}: {width}x{height} is too small to hold a car (at least "
+                        f"{MIN_SIDE}x{MIN_SIDE} pixels)")
+    return im
+
+
+def photo_header(data: bytes, *, name: str, max_pixels: int | None = DEFAULT_MAX_PIXELS
+                 ) -> tuple[str, int, int]:
+    """(format, width, height) of a photo, from its header alone (no pixel decoded): the
+    checks of ``decode_photo`` that need no decoding, for refusing a photo early."""
+    with _open(data, name=name, max_pixels=max_pixels) as im:
+        return str(im.format), im.size[0], im.size[1]
+
+
+def decode_photo(data: bytes, *, name: str, max_pixels: int | None = DEFAULT_MAX_PIXELS
+                 ) -> np.ndarray:
+    """An (H, W, 3) uint8 RGB photo from the bytes of a JPEG or PNG file.
+
+    ``name`` only labels errors. The header is checked first (``photo_header``'s checks), so a
+    photo of more than ``max_pixels`` pixels (None: no limit) costs no decoding.
+    """
+    with _open(data, name=name, max_pixels=max_pixels) as im:
+        try:
+            im.load()
+            rgb = _to_rgb(ImageOps.exif_transpose(im))
+        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as err:
+            raise DataError(f"{name}: not a readable JPEG or PNG photo ({err}); re-save it as "
+                            "JPEG or PNG") from None
     return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
 
 

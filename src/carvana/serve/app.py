@@ -28,9 +28,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from carvana.io import DataError
+from carvana.photos import DEFAULT_MAX_PIXELS, NotAPhoto, PhotoTooLarge, photo_header
 
 from .upload import UploadError, must_close, read_upload
-from .work import OUTPUTS, Busy, Inference, check_header
+from .work import OUTPUTS, Busy, Inference
 
 LOG = logging.getLogger("carvana.serve")
 STATIC = Path(str(resources.files("carvana.serve") / "static"))
@@ -48,7 +49,7 @@ class Limits:
     """What one request may send: the photo's bytes and pixels, and the longest pause."""
 
     max_upload_bytes: int = 25 * 2**20
-    max_pixels: int = 40_000_000
+    max_pixels: int = DEFAULT_MAX_PIXELS
     stall_seconds: float = 30.0
 
 
@@ -96,7 +97,7 @@ async def _cut(request: Request, inference: Inference, limits: Limits, output: s
                                max_bytes=limits.max_upload_bytes,
                                stall_seconds=limits.stall_seconds)
     name = label(upload.filename)
-    check_header(upload.data, name=name, max_pixels=limits.max_pixels)
+    photo_header(upload.data, name=name, max_pixels=limits.max_pixels)  # refused before queueing
     result = await inference.run(upload.data, name=name, output=output,
                                  max_pixels=limits.max_pixels, disconnected=request.receive)
     if result is None:
@@ -134,7 +135,11 @@ def cutout_endpoint(inference: Inference, limits: Limits):
         except UploadError as err:
             close = err.status == 408 or (not err.body_read and unread)
             return error(err.status, err.message, {"Connection": "close"} if close else None)
-        except DataError as err:
+        except NotAPhoto as err:
+            return error(415, str(err))
+        except PhotoTooLarge as err:
+            return error(413, str(err))
+        except DataError as err:  # truncated, too small: a JPEG or PNG that cannot be used
             return error(422, str(err))
         except ClientDisconnect:
             return error(400, "the client left during the upload")

@@ -54,9 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--precision", help="fp32 or bf16 (default: measured)")
     parser.add_argument("--threads", type=_positive(int, 1),
                         help="compute threads per worker (default: the cores / workers)")
-    parser.add_argument("--max-upload-mb", type=_positive(float, 0.01), default=25.0,
+    parser.add_argument("--max-upload-mb", type=_positive(float, 0.01),
+                        default=Limits.max_upload_bytes / 2**20,
                         help="largest photo file accepted, in MB (default 25)")
-    parser.add_argument("--max-megapixels", type=_positive(float, 0.0001), default=40.0,
+    parser.add_argument("--max-megapixels", type=_positive(float, 0.0001),
+                        default=Limits.max_pixels / 1e6,
                         help="largest photo accepted, in megapixels (default 40)")
     parser.add_argument("--queue", type=_positive(int, 0), default=8,
                         help="photos that may wait for a worker; more get 503 (default 8)")

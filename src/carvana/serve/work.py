@@ -9,25 +9,19 @@ with the seconds to wait, so a burst never builds an unbounded backlog of photos
 from __future__ import annotations
 
 import asyncio
-import io
 import math
 import queue
 import threading
 import time
-import warnings
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-from carvana.io import DataError
-from carvana.photos import FORMATS, decode_photo
-
-from .upload import UploadError
+from carvana.photos import decode_photo
 
 OUTPUTS = ("cutout", "mask")
 
@@ -61,30 +55,6 @@ class Result:
     car_share: float
     seconds: float
     waited: float
-
-
-def check_header(data: bytes, *, name: str, max_pixels: int) -> None:
-    """Refuse from the header alone, before queueing: not a JPEG or PNG (415), over the pixel
-    limit (413). The full decode (``decode_photo``) repeats these checks and finds the rest."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                kind, (width, height) = im.format, im.size
-    except UnidentifiedImageError:
-        raise UploadError(415, f"{name}: not an image that can be read; send a JPEG or PNG "
-                               "photo") from None
-    except Image.DecompressionBombError as err:
-        raise UploadError(413, f"{name}: {err}") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
-        raise UploadError(422, f"{name}: a broken image header ({err}); re-save it as JPEG or "
-                               "PNG") from None
-    if kind not in FORMATS:
-        raise UploadError(415, f"{name}: a {kind} image; send a JPEG or PNG photo")
-    if width * height > max_pixels:
-        raise UploadError(413, f"{name}: {width}x{height} is {width * height / 1e6:.1f} "
-                               f"megapixels, more than the {max_pixels / 1e6:g} allowed; "
-                               "shrink it first")
 
 
 def encode_png(array: np.ndarray) -> bytes:
@@ -169,8 +139,7 @@ class Inference:
         with self._lock:
             self._mean_seconds = 0.8 * self._mean_seconds + 0.2 * result.seconds
             self.served += 1
-        return Result(result.png, result.width, result.height, result.car_share,
-                      result.seconds, started - queued_at)
+        return replace(result, waited=started - queued_at)
 
     async def run(self, data: bytes, *, name: str, output: str, max_pixels: int,
                   disconnected: Callable[[], Awaitable[Any]]) -> Result | None:
@@ -196,4 +165,4 @@ class Inference:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-__all__ = ["OUTPUTS", "Busy", "DataError", "Inference", "Result", "check_header", "cut_out"]
+__all__ = ["OUTPUTS", "Busy", "Inference", "Result", "cut_out"]

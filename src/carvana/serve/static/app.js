@@ -91,7 +91,7 @@ async function process(card, file) {
   const compare = $(".compare", card);
   const before = $(".before", card);
   before.src = URL.createObjectURL(file);
-  before.onload = () => { compare.hidden = false; };
+  before.onload = () => { if (card.dataset.state !== "error") compare.hidden = false; };
   compare.classList.add("pending");
   setStatus(card, "working", `Cutting out… (${megabytes(file.size)})`);
   const started = performance.now();
