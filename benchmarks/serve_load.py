@@ -21,7 +21,6 @@ benchmarks/results/serve_load.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import statistics
@@ -35,6 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+
+from carvana.io import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO.parent / "shared" / "carvana-sample" / "train"
@@ -113,15 +115,6 @@ def post(client: httpx.Client, url: str, photo: Path) -> dict[str, Any]:
     return record
 
 
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0..100), linear between ranks."""
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
 def load(url: str, photos: list[Path], requests: int, concurrency: int,
          max_seconds: float) -> tuple[list[dict[str, Any]], float]:
     """``requests`` posts from ``concurrency`` threads, stopping early at ``max_seconds``."""
@@ -148,7 +141,8 @@ def summarise(records: list[dict[str, Any]], wall: float, rss: dict[str, float],
         **info, "ok": len(ok), "errors": dict(Counter(str(r["status"]) for r in records
                                                       if r["status"] != 200)),
         "wall_seconds": wall, "throughput_per_second": len(ok) / wall,
-        "latency_p50": percentile(latency, 50), "latency_p95": percentile(latency, 95),
+        "latency_p50": float(np.percentile(latency, 50)),
+        "latency_p95": float(np.percentile(latency, 95)),
         "latency_max": max(latency),
         "server_seconds_mean": statistics.fmean(r["server"] for r in ok) if ok else None,
         "queue_seconds_mean": statistics.fmean(r["queue"] for r in ok) if ok else None,
@@ -229,8 +223,7 @@ def main() -> None:
           f"{result['load_after']:.2f}")
     print(table(result))
     out = REPO / "benchmarks" / "results" / "serve_load.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(out, result)
     print(f"wrote {out}")
 
 
