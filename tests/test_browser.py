@@ -227,4 +227,4 @@ def test_page_cuts_out_a_real_photo_in_chromium(server: str, browser: Any, real_
     failed = wait_for_card(browser, 1, timeout=60)
     assert failed.get_attribute("data-state") == "error"
     message = failed.find_element(By.CSS_SELECTOR, ".status").text
-    assert "notes.jpg: not an image" in message and "JPEG or PNG" in message, message
+    assert "notes.jpg: not a readable JPEG or PNG photo" in message, message
