@@ -7,6 +7,7 @@ from carvana import resources as rs
 from carvana import workflow as wf
 from snakemake.logging import logger
 
+config.update(wf.with_pseudo_rounds(config))  # pseudo-label rounds become models
 wf.check_config(config)
 
 FIRST_TRY_NOTE = wf.first_try_note(
@@ -163,7 +164,37 @@ def get_tile_model_inputs(wildcards):
         inputs["depth"] = f"results/predict/{spec['depth_from']}/train_all"
     if spec.get("init_from"):
         inputs["init"] = f"results/models/{spec['init_from']}/weights.pt"
+    if spec.get("pseudo"):
+        inputs.update(get_pseudo_training(spec))
     return inputs
+
+
+def get_pseudo_training(spec):
+    """A pseudo-label round's test photos: every shard's labels, boxes and depth channel."""
+    r, depth = spec["pseudo"]["round"], spec.get("depth_from")
+    inputs = {
+        "pseudo_labels": expand("results/pseudo/r{r}/{shard}", r=r, shard=SHARDS),
+        "pseudo_boxes": expand("results/bbox/test/{shard}.csv", shard=SHARDS),
+    }
+    if depth:
+        inputs["pseudo_depth"] = [get_test_pred(depth, s) for s in SHARDS]
+    return inputs
+
+
+def get_pseudo_sources(wildcards):
+    """The models (name -> weight) whose test average labels a pseudo-label round."""
+    return wf.pseudo_sources(config, int(wildcards.round))
+
+
+def get_ensemble_weights(wildcards=None):
+    """The weights chosen on validation, when the ensemble's are (else none)."""
+    return {"ensemble_weights": wf.ENSEMBLE_WEIGHTS} if wf.weights_chosen(config) else {}
+
+
+def get_weight_threshold():
+    """The threshold the ensemble's weights are chosen at: the submission's (0.5 for 'best')."""
+    threshold = config["submission"]["threshold"]
+    return 0.5 if threshold == "best" else float(threshold)
 
 
 def get_depth_input(split):
@@ -234,10 +265,12 @@ def get_cutout_shard_inputs(wildcards):
 
 
 def get_chain_inputs(wildcards=None):
-    """The chosen threshold's analysis, when the cut-outs' threshold is the best on validation."""
+    """The chosen threshold's analysis, when the cut-outs' threshold is the best on validation;
+    the ensemble's weights, when chosen on validation."""
+    inputs = get_ensemble_weights()
     if CUTOUTS.threshold == "best":
-        return {"threshold_json": "results/metrics/threshold.json"}
-    return {}
+        inputs["threshold_json"] = "results/metrics/threshold.json"
+    return inputs
 
 
 def get_cutout_shard_dirs(wildcards=None):

@@ -191,6 +191,7 @@ rule predict_tiles_test:
 rule ensemble_val:
     input:
         unpack(get_data),
+        unpack(get_ensemble_weights),
         member_preds=[get_val_pred(m) for m in ENSEMBLE],
         split="results/data/split.csv",
         ingest="results/data/ingest.json",
@@ -212,6 +213,7 @@ rule ensemble_val:
 
 rule ensemble_test:
     input:
+        unpack(get_ensemble_weights),
         member_preds=lambda wc: [get_test_pred(m, wc.shard) for m in ENSEMBLE],
         ingest="results/data/ingest.json",
     output:
@@ -230,3 +232,59 @@ rule ensemble_test:
         ENV
     script:
         "../scripts/ensemble.py"
+
+
+# `ensemble: weights: validation`: every weighting on a grid, scored on the validation images.
+rule ensemble_weights:
+    input:
+        unpack(get_data),
+        member_preds=[get_val_pred(m) for m in ENSEMBLE],
+        split="results/data/split.csv",
+        ingest="results/data/ingest.json",
+    output:
+        choice=wf.ENSEMBLE_WEIGHTS,
+        table=report(
+            "results/metrics/ensemble_weights.csv",
+            caption="../report/ensemble_weights.rst",
+            category="Models",
+        ),
+    params:
+        members=list(ENSEMBLE),
+        data_dir=DATA,
+        threshold=get_weight_threshold(),
+        step=config.get("ensemble", {}).get("weight_step", 0.1),
+    log:
+        "logs/ensemble/weights.log",
+    resources:
+        mem_mb=res("light", "mem_mb"),
+        runtime=res("light", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/ensemble_weights.py"
+
+
+# `pseudo_labels: rounds: N`: round r's labels of a test shard, from round r-1's ensemble.
+rule pseudo_labels:
+    input:
+        member_preds=lambda wc: [get_test_pred(m, wc.shard) for m in get_pseudo_sources(wc)],
+        ingest="results/data/ingest.json",
+    output:
+        labels=directory("results/pseudo/r{round}/{shard}"),
+        summary="results/pseudo/r{round}/{shard}.json",
+    wildcard_constraints:
+        round=r"[1-9]\d*",
+    params:
+        members=get_pseudo_sources,
+        ids=lambda wc: SHARDS[wc.shard],
+        low=lambda wc: config["pseudo_labels"]["low"],
+        high=lambda wc: config["pseudo_labels"]["high"],
+    log:
+        "logs/pseudo/r{round}_{shard}.log",
+    resources:
+        mem_mb=res("light", "mem_mb"),
+        runtime=res("light", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/pseudo_labels.py"

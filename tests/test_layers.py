@@ -35,7 +35,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # what combines parts: boxes, the submission, figures, job resources, training, and the
     # runtimes that run a model's forward passes (torch, ONNX Runtime, OpenVINO)
     ("domain", frozenset({"bbox", "submission", "analysis", "resources", "training",
-                          "backends"})),
+                          "backends", "pseudo"})),
     # the submission checker, the config's file lists, prediction by a trained model
     ("use", frozenset({"validate", "workflow", "predict"})),
     # one trained chain on any photo, and its export as a bundle (both load models to predict)
@@ -55,12 +55,13 @@ LIGHT_MODULES = (
     "carvana.bbox", "carvana.workflow", "carvana.split", "carvana.tiling", "carvana.gates",
     "carvana.ensemble", "carvana.evaluation", "carvana.comparison", "carvana.ids", "carvana.io",
     "carvana.metrics", "carvana.snake", "carvana.synthetic", "carvana.subset",
-    "carvana.resources", "carvana.chain", "carvana.photos", "carvana.bundle",
+    "carvana.resources", "carvana.chain", "carvana.photos", "carvana.bundle", "carvana.pseudo",
 )
 #: The light rules' scripts: they must call carvana.stages.
 LIGHT_SCRIPTS = (
     "ingest", "split", "synthetic_data", "boxes", "bbox_cuts", "ensemble", "evaluate",
     "thresholds", "encode_shard", "gather_submission", "check_submission", "summary",
+    "ensemble_weights", "pseudo_labels",
 )
 
 

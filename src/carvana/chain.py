@@ -28,12 +28,14 @@ def lowres_hw(size: int | list[int] | tuple[int, int]) -> tuple[int, int]:
     return height, width
 
 
-def needed_models(source: str, *, members: dict[str, float], tile_models: dict[str, str | None],
-                  box_model: str | None) -> list[str]:
+def needed_models(source: str, *, members: dict[str, float | None],
+                  tile_models: dict[str, str | None], box_model: str | None) -> list[str]:
     """Every model the chain of ``source`` (a model, or ``ensemble`` of ``members``) runs, in
     run order: for a tile model (``tile_models`` maps each to its depth source or None) the box
-    model and its depth source first. The one rule for the DAG's plan and the segmenter."""
-    direct = list(members) if source == "ensemble" else [source]
+    model and its depth source first. A member of weight 0 does not run (None: not chosen
+    yet, so it may). The one rule for the DAG's plan and the segmenter."""
+    direct = ([m for m, w in members.items() if w is None or w > 0] if source == "ensemble"
+              else [source])
     needed: list[str] = []
     for name in direct:
         if name in tile_models:

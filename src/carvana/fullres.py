@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from carvana.data import image_path, mask_path
-from carvana.io import full_size_prob, read_image, read_mask, write_prob
+from carvana.io import full_size_prob, read_image, read_labels, read_mask, write_prob
 from carvana.predict import Writer
 from carvana.tiling import TileGeometry, cut_tiles, stitch
 
@@ -25,18 +25,21 @@ class TileDataset(Dataset):
     """Both tiles of an image per item: image (2, C, T, T) uint8, mask (2, 1, T, T).
 
     C is 3, or 4 when ``depth_dir`` names a low-res model's predictions: the probability map,
-    resized to full size and cut like the image, is the 4th channel.
+    resized to full size and cut like the image, is the 4th channel. With ``labels_dir`` the
+    masks are pseudo-labels (0, 1 and IGNORE, ``carvana.io.read_labels``) of that folder.
     """
 
     def __init__(self, data_dir: str | Path, split: str, ids: list[str],
                  bands: dict[str, tuple[int, int]], geom: TileGeometry, with_masks: bool = True,
-                 depth_dir: str | Path | None = None) -> None:
+                 depth_dir: str | Path | None = None,
+                 labels_dir: str | Path | None = None) -> None:
         missing = [i for i in ids if i not in bands]
         if missing:
             raise ValueError(f"no bounding box band for {len(missing)} images, e.g. {missing[:3]}")
         self.data_dir, self.split, self.ids = Path(data_dir), split, list(ids)
         self.bands, self.geom, self.with_masks = bands, geom, with_masks
         self.depth_dir = Path(depth_dir) if depth_dir else None
+        self.labels_dir = Path(labels_dir) if labels_dir else None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -63,7 +66,9 @@ class TileDataset(Dataset):
             "image": torch.from_numpy(np.ascontiguousarray(tiles.transpose(0, 3, 1, 2))),
         }
         if self.with_masks:
-            mask = cut_tiles(read_mask(mask_path(self.data_dir, image_id)), rows, self.geom)
+            full = (read_labels(self.labels_dir / f"{image_id}.png") if self.labels_dir
+                    else read_mask(mask_path(self.data_dir, image_id)))
+            mask = cut_tiles(full, rows, self.geom)
             item["mask"] = torch.from_numpy(np.ascontiguousarray(mask[:, None]))
         return item
 

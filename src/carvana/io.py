@@ -242,6 +242,34 @@ def full_size_prob(pred_dir: str | Path, image_id: str, size: tuple[int, int]) -
     return resize_prob(read_prob(Path(pred_dir) / f"{image_id}.png"), size)
 
 
+#: Training labels (pseudo-labels): 0 background, 1 car, IGNORE left out of the loss.
+IGNORE = 2
+_STORED = np.array([0, 255, 128], np.uint8)  # label -> PNG grey level
+
+
+def write_labels(path: str | Path, labels: np.ndarray) -> None:
+    """Store labels (0, 1, IGNORE) as a grey PNG of 0, 255 and 128."""
+    with atomic_path(path) as tmp:
+        Image.fromarray(_STORED[labels], "L").save(tmp, format="PNG", compress_level=1)
+
+
+def read_labels(path: str | Path) -> np.ndarray:
+    """Labels (0, 1, IGNORE) from a label PNG; any other grey level is an error."""
+    try:
+        with Image.open(path) as im:
+            grey = np.asarray(im.convert("L"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: pseudo-label file is missing") from None
+    except (OSError, SyntaxError) as err:
+        raise DataError(f"{path}: cannot decode pseudo-labels ({err})") from None
+    labels = np.full(grey.shape, 255, np.uint8)
+    for value, level in enumerate(_STORED):
+        labels[grey == level] = value
+    if (labels == 255).any():
+        raise DataError(f"{path}: grey levels other than 0, 128 and 255: not a label file")
+    return labels
+
+
 def write_frame(frame: pd.DataFrame, path: str | Path, float_format: str | None = None) -> None:
     """Write a DataFrame as CSV, atomically."""
     with atomic_path(path) as tmp:

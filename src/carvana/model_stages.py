@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import ConcatDataset
 
 from carvana.backends import BackendSpec
 from carvana.bbox import read_bands
@@ -119,22 +120,44 @@ def _init_tile_model(model: torch.nn.Module, init: str | None, spec: dict[str, A
     log.info("initialised from %s (%d tensors not loaded)", init, len(skipped))
 
 
+def _pseudo_sets(data_dir: str, geom: TileGeometry, labels: list[str], boxes: list[str],
+                 depth: list[str]) -> list[TileDataset]:
+    """One dataset per test shard of pseudo-labels (its label folder, boxes, depth folder)."""
+    if len(labels) != len(boxes) or (depth and len(depth) != len(labels)):
+        raise ValueError("pseudo-labels: one label folder, box file (and depth folder) a shard")
+    sets = []
+    for k, (folder, shard_boxes) in enumerate(zip(labels, boxes, strict=True)):
+        ids = sorted(p.stem for p in Path(folder).glob("*.png"))
+        if not ids:
+            raise ValueError(f"{folder}: no pseudo-labels")
+        sets.append(TileDataset(data_dir, "test", ids, read_bands([shard_boxes]), geom, True,
+                                depth[k] if depth else None, labels_dir=folder))
+    return sets
+
+
 def train_tiles_stage(*, name: str, spec: dict[str, Any], data_dir: str, split: str,
                       ingest: str, boxes: str, tiles: dict[str, Any], depth: str | None = None,
                       init: str | None = None, seed: int, device: str, cpu_fallback: bool,
                       resume: str | None, weights: str, history: str, curve: str,
-                      summary: str) -> None:
+                      summary: str, pseudo_labels: list[str] = (),
+                      pseudo_boxes: list[str] = (), pseudo_depth: list[str] = ()) -> None:
     """Train a model on full-resolution tiles (3 channels, or 4 with a depth channel), on
-    random ``train: crop`` windows of them when set (validation on whole tiles)."""
+    random ``train: crop`` windows of them when set (validation on whole tiles). With
+    ``pseudo_labels`` (a folder per test shard) the test photos' confident pixels train too;
+    validation stays on the held-out train cars."""
     cfg = TrainConfig.from_dict(spec["train"])
     dev = select_device(device, cpu_fallback)
     geom = geometry(ingest, tiles)
     in_channels = 4 if depth else 3
     train_ids, val_ids = fold_ids(split, "train"), fold_ids(split, "val")
+    pseudo = _pseudo_sets(data_dir, geom, *(
+        [v] if isinstance(v, str) else list(v) for v in (pseudo_labels, pseudo_boxes, pseudo_depth)))
+    own = _tile_dataset(data_dir, "train", train_ids, [boxes], geom, True, depth)
     sets = cache_if_small(
-        [_tile_dataset(data_dir, "train", ids, [boxes], geom, True, depth)
-         for ids in (train_ids, val_ids)],
+        [ConcatDataset([own, *pseudo]) if pseudo else own,
+         _tile_dataset(data_dir, "train", val_ids, [boxes], geom, True, depth)],
         item_bytes=2 * geom.tile * geom.tile * (in_channels + 1), cache_mb=cfg.cache_mb)
+    pseudo_ids = [i for d in pseudo for i in d.ids]
     seed_everything(seed)  # the initial weights too
     model = create_model(spec["arch"], in_channels=in_channels, **spec["params"])
     model.check_input_shape(torch.zeros(1, in_channels, cfg.crop or geom.tile,
@@ -144,8 +167,11 @@ def train_tiles_stage(*, name: str, spec: dict[str, Any], data_dir: str, split: 
              "of %dx%d images, %d train / %d val images on %s", name, spec["arch"],
              count_parameters(model), in_channels, geom.tile, geom.tile, geom.overlap,
              cfg.crop or "none", geom.width, geom.height, len(train_ids), len(val_ids), dev)
+    if pseudo_ids:
+        log.info("%s: plus %d pseudo-labelled test images", name, len(pseudo_ids))
     hashed = params_hash({"spec": spec, "seed": seed, "tiles": tiles, "tile": geom.tile,
-                          "train": train_ids, "val": val_ids})
+                          "train": train_ids, "val": val_ids,
+                          **({"pseudo": pseudo_ids} if pseudo_ids else {})})
     train_set = RandomCrops(sets[0], cfg.crop) if cfg.crop else sets[0]
     result = train(model, TrainData(train_set, sets[1], collate_tiles), cfg, dev, seed,
                    resume=Resume(resume, hashed) if resume else None)

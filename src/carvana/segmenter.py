@@ -165,7 +165,8 @@ class Segmenter:
         total = sum(self.chain.members.values())
         acc = np.zeros(image.shape[:2], np.float32)
         for member, weight in self.chain.members.items():
-            acc += (weight / total) * self._full(member, image, cache)
+            if weight > 0:
+                acc += (weight / total) * self._full(member, image, cache)
         return quantize(acc)
 
     def _predict(self, name: str, batch: np.ndarray) -> np.ndarray:

@@ -17,11 +17,12 @@ import pandas as pd
 
 from carvana.bbox import box_analysis, boxes_from_predictions
 from carvana.comparison import comparison_table
-from carvana.ensemble import ensemble_to_dir
+from carvana.ensemble import choose_weights, ensemble_to_dir, full_size_loader
 from carvana.evaluation import evaluate_predictions, write_evaluation
 from carvana.gates import check_box_fallbacks
 from carvana.ingest import ingest
-from carvana.io import read_json, write_frame, write_json
+from carvana.io import mask_path, read_json, read_mask, write_frame, write_json
+from carvana.pseudo import pseudo_labels_to_dir
 from carvana.split import fold_ids, select_ids, split_by_car
 from carvana.submission import check_submission, encode_shard, gather
 from carvana.tiling import geometry
@@ -76,14 +77,64 @@ def bbox_cuts_stage(*, boxes: str, data_dir: str, split: str, cuts: str) -> None
              len(frame))
 
 
-def ensemble_stage(*, member_preds: list[str], members: dict[str, float], ingest: str,
+def member_weights(members: dict[str, float | None],
+                   ensemble_weights: str | None) -> dict[str, float]:
+    """The ensemble's weights: as configured, or (None) as chosen on validation."""
+    if all(w is not None for w in members.values()):
+        return {m: float(w) for m, w in members.items()}
+    if not ensemble_weights:
+        raise ValueError("weights chosen on validation need results/metrics/"
+                         "ensemble_weights.json as an input")
+    chosen = read_json(ensemble_weights)["weights"]
+    if sorted(chosen) != sorted(members):
+        raise ValueError(f"{ensemble_weights}: weights of {sorted(chosen)}, but the ensemble's "
+                         f"members are {sorted(members)}: rerun the ensemble_weights rule")
+    return {m: float(chosen[m]) for m in members}
+
+
+def ensemble_stage(*, member_preds: list[str], members: dict[str, float | None], ingest: str,
                    ids: list[str] | None = None, split: str | None = None,
-                   fold: str | None = None, preds: str) -> None:
+                   fold: str | None = None, ensemble_weights: str | None = None,
+                   preds: str) -> None:
     """Weighted average of the members' probabilities (``member_preds`` in ``members`` order)."""
     info = read_json(ingest)
-    spec = {name: (d, w) for (name, w), d in zip(members.items(), member_preds, strict=True)}
+    weights = member_weights(members, ensemble_weights)
+    spec = {name: (d, weights[name]) for name, d in zip(members, member_preds, strict=True)}
     ensemble_to_dir(spec, select_ids(ids=ids, split=split, fold=fold),
                     (info["width"], info["height"]), preds)
+
+
+def ensemble_weights_stage(*, member_preds: list[str], members: list[str], data_dir: str,
+                           split: str, ingest: str, threshold: float, step: float,
+                           choice: str, table: str) -> None:
+    """The ensemble's weights chosen on the validation images (``carvana.ensemble``)."""
+    info = read_json(ingest)
+    load = full_size_loader(member_preds, (info["width"], info["height"]),
+                            lambda i: read_mask(mask_path(data_dir, i)))
+    chosen = choose_weights(members, fold_ids(split, "val"), load, threshold=threshold,
+                            step=step)
+    write_frame(chosen.table, table, float_format="%.6g")
+    write_json(choice, chosen.to_json())
+    log.info("ensemble weights %s: validation Dice %.6f (alone: %s)", chosen.weights,
+             chosen.dice, ", ".join(f"{m} {d:.6f}" for m, d in chosen.alone.items()))
+    for note in chosen.notes():
+        log.warning("%s", note)
+
+
+def pseudo_labels_stage(*, member_preds: list[str], members: dict[str, float], ingest: str,
+                        ids: list[str], low: float, high: float, labels: str,
+                        summary: str) -> None:
+    """One test shard labelled by the members' average, confident pixels only
+    (``carvana.pseudo``)."""
+    info = read_json(ingest)
+    spec = {name: (d, float(members[name]))
+            for name, d in zip(members, member_preds, strict=True)}
+    stats = pseudo_labels_to_dir(spec, ids, size=(info["width"], info["height"]), low=low,
+                                 high=high, out_dir=labels)
+    write_json(summary, {"members": members, "low": low, "high": high, **stats})
+    log.info("pseudo-labels of %d images: %.2f%% of pixels ignored (at most %.2f%% in one)",
+             stats["images"], 100 * stats["ignored_fraction"],
+             100 * stats["max_ignored_fraction"])
 
 
 # --- evaluation ----------------------------------------------------------------------------
@@ -163,10 +214,11 @@ def check_submission_stage(*, submission: str, ingest: str, sample: str,
 # --- the prediction chain ------------------------------------------------------------------
 
 def chain_stage(*, settings: dict[str, Any], ingest: str, tiles: dict[str, Any],
-                threshold_json: str | None = None, chain: str) -> None:
+                threshold_json: str | None = None, ensemble_weights: str | None = None,
+                chain: str) -> None:
     """``results/chain.json``: the chain of the cut-outs' source as ``carvana.segmenter`` runs
     it, with each source's threshold (the setting, or each one's best on validation)."""
-    from carvana.workflow import chain_from_settings
+    from carvana.workflow import chain_from_settings, ensemble_members
 
     info = read_json(ingest)
     size = (int(info["width"]), int(info["height"]))
@@ -180,7 +232,10 @@ def chain_stage(*, settings: dict[str, Any], ingest: str, tiles: dict[str, Any],
         thresholds = {s: float(best[s]["threshold"]) for s in sources if s in best}
     else:
         thresholds = dict.fromkeys(sources, float(settings["threshold"]))
-    described = chain_from_settings(settings, size=size, tile=tile, thresholds=thresholds)
+    members = ensemble_members(settings)
+    weights = member_weights(members, ensemble_weights) if members else {}
+    described = chain_from_settings(settings, size=size, tile=tile, thresholds=thresholds,
+                                    weights=weights)
     write_json(chain, described.to_json())
     log.info("chain of %s: models %s, threshold %g", described.source,
              ", ".join(described.needed()), described.threshold)

@@ -44,6 +44,7 @@ from carvana.checkpoint import (  # noqa: F401
     set_rng_state,
 )
 from carvana.device import native_cpu_bf16
+from carvana.io import IGNORE
 from carvana.schedule import (
     SCHEDULES,
     EpochSampler,
@@ -131,14 +132,30 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
-    """BCE + (1 - soft dice) over the batch, as the original (soft dice with smooth 1)."""
+def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0,
+                  valid: torch.Tensor | None = None) -> torch.Tensor:
+    """BCE + (1 - soft dice) over the batch, as the original (soft dice with smooth 1).
+    ``valid`` (same shape, 0 or 1) leaves the pixels where it is 0 out of both terms."""
     logits = logits.float()
-    bce = F.binary_cross_entropy_with_logits(logits, target)
     prob = torch.sigmoid(logits)
-    inter = (prob * target).sum()
-    soft_dice = (2 * inter + smooth) / (prob.sum() + target.sum() + smooth)
+    if valid is None:
+        bce = F.binary_cross_entropy_with_logits(logits, target)
+        inter, total = (prob * target).sum(), prob.sum() + target.sum()
+    else:
+        bce = (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * valid
+               ).sum() / valid.sum().clamp(min=1)
+        inter, total = (prob * target * valid).sum(), (prob * valid).sum() + (target * valid).sum()
+    soft_dice = (2 * inter + smooth) / (total + smooth)
     return bce + (1 - soft_dice)
+
+
+def split_labels(y: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """Labels (N, 1, H, W) of 0, 1 and IGNORE as (N, 2, H, W) target and validity channels
+    (augmented together), and whether any pixel is ignored; without one, ``y`` unchanged."""
+    ignored = bool((y == IGNORE).any())
+    if not ignored:
+        return y, False
+    return torch.cat([(y == 1).float(), (y != IGNORE).float()], 1), True
 
 
 def batch_dice(logits: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
@@ -305,11 +322,12 @@ class _Trainer:
             freeze_encoder(self.model, p.step < cfg.freeze_encoder_steps)
         x = to_input(batch["image"], self.device)
         y = batch["mask"].to(self.device, non_blocking=True).float()
+        y, ignored = split_labels(y)
         x, y = self.augment(x, y)
         x = x.contiguous(memory_format=torch.channels_last)
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
-            loss = bce_dice_loss(self.model(x), y)
+            loss = bce_dice_loss(self.model(x), y[:, :1], valid=y[:, 1:] if ignored else None)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()

@@ -91,15 +91,74 @@ def shard_group(config: dict[str, Any], rule: str) -> str | None:
     return groups[rule]
 
 
-def ensemble_members(config: dict[str, Any]) -> dict[str, float]:
-    """Model name -> weight of the ensemble (empty when there is none)."""
+#: ``ensemble: weights:`` that asks for weights chosen on the validation images.
+CHOSEN = "validation"
+ENSEMBLE_WEIGHTS = "results/metrics/ensemble_weights.json"
+
+
+def ensemble_members(config: dict[str, Any]) -> dict[str, float | None]:
+    """Model name -> weight of the ensemble (empty when there is none); every weight is None
+    when the weights are chosen on validation (``weights: validation``)."""
     ens = config.get("ensemble", {})
-    members, weights = list(ens.get("members", [])), list(ens.get("weights", []))
-    if len(members) != len(weights):
-        raise ValueError(f"ensemble: {len(members)} members but {len(weights)} weights")
+    members, weights = list(ens.get("members", [])), ens.get("weights", [])
     if len(set(members)) != len(members):
         raise ValueError(f"ensemble: a member is listed twice in {members}")
+    if weights == CHOSEN:
+        return dict.fromkeys(members)
+    if len(members) != len(weights):
+        raise ValueError(f"ensemble: {len(members)} members but {len(weights)} weights")
     return dict(zip(members, weights, strict=True))
+
+
+def weights_chosen(config: dict[str, Any]) -> bool:
+    """True when the ensemble's weights are chosen on validation (``ENSEMBLE_WEIGHTS``)."""
+    return bool(ensemble_members(config)) and (config.get("ensemble") or {}).get(
+        "weights") == CHOSEN
+
+
+def pseudo_name(base: str, round_: int) -> str:
+    """The name of ``base`` fine-tuned in pseudo-label round ``round_`` (0: ``base`` itself)."""
+    return base if round_ == 0 else f"{base}_pl{round_}"
+
+
+def with_pseudo_rounds(config: dict[str, Any]) -> dict[str, Any]:
+    """The config with its pseudo-label rounds as models: ``pseudo_labels: models`` fine-tuned
+    in round r as ``<model>_pl<r>`` (from round r-1's weights, on train plus the test photos
+    labelled by round r-1's ensemble); the ensemble and the source use the last round's."""
+    pl = config.get("pseudo_labels") or {}
+    rounds = int(pl.get("rounds", 0))
+    if rounds == 0:
+        return config
+    out = copy.deepcopy(config)
+    if not ensemble_members(config):
+        raise ValueError("pseudo_labels: rounds > 0 needs an ensemble to label the test photos")
+    for base in pl.get("models", []):
+        if base not in tile_models(config):
+            raise ValueError(f"pseudo_labels.models: {base!r} is not a fullres model")
+        for r in range(1, rounds + 1):
+            name = pseudo_name(base, r)
+            if name in config.get("models", {}):
+                raise ValueError(f"models.{name}: the name is taken by pseudo-label round {r}")
+            spec = copy.deepcopy(config["models"][base])
+            spec.update(init_from=pseudo_name(base, r - 1), pseudo={"round": r, "base": base},
+                        train=deep_merge(spec.get("train", {}), pl.get("train", {})))
+            out["models"][name] = spec
+            out["fullres"] = [*out["fullres"], name]
+    last = {b: pseudo_name(b, rounds) for b in pl.get("models", [])}
+    out["ensemble"]["members"] = [last.get(m, m) for m in config["ensemble"]["members"]]
+    source = config["submission"]["source"]
+    out["submission"] = {**config["submission"], "source": last.get(source, source)}
+    return out
+
+
+def pseudo_sources(config: dict[str, Any], round_: int) -> dict[str, float]:
+    """The models (and weights) whose test average labels round ``round_``: the ensemble of
+    round ``round_ - 1`` (equal weights when the final weights are chosen on validation)."""
+    pl = config["pseudo_labels"]
+    base_of = {pseudo_name(b, int(pl["rounds"])): b for b in pl.get("models", [])}
+    return {(pseudo_name(base_of[m], round_ - 1) if m in base_of else m):
+            (1.0 if w is None else float(w))
+            for m, w in ensemble_members(config).items()}
 
 
 def scored_models(config: dict[str, Any]) -> list[str]:
@@ -119,9 +178,12 @@ def check_config(config: dict[str, Any]) -> None:
         spec = model_spec(config, name)
         if spec.get("input") != "tiles":
             raise ValueError(f"fullres model {name!r} needs input: tiles")
-        for key in ("depth_from", "init_from"):
-            if spec.get(key) and spec[key] not in ladder:
-                raise ValueError(f"models.{name}.{key}: {spec[key]!r} is not in the ladder")
+        if spec.get("depth_from") and spec["depth_from"] not in ladder:
+            raise ValueError(f"models.{name}.depth_from: {spec['depth_from']!r} is not in the "
+                             "ladder")
+        if spec.get("init_from") and spec["init_from"] not in ladder + tiles:
+            raise ValueError(f"models.{name}.init_from: {spec['init_from']!r} is not a ladder "
+                             "or fullres model")
         if config.get("bbox", {}).get("model") not in ladder:
             raise ValueError(f"bbox.model must name a ladder model (one of {ladder})")
     if "ensemble" in ladder + tiles:
@@ -155,11 +217,13 @@ def chain_settings(config: dict[str, Any], source: str, threshold: float | str) 
 
 
 def chain_from_settings(settings: dict[str, Any], *, size: tuple[int, int], tile: int | None,
-                        thresholds: dict[str, float]) -> Chain:
+                        thresholds: dict[str, float],
+                        weights: dict[str, float] | None = None) -> Chain:
     """The prediction chain of ``chain_settings``: every ladder and tile model (weights under
     ``models/<name>/weights.pt``), the ensemble, boxes and flips. ``size`` is the data geometry
     (width, height), ``tile`` the tile side (None without tile models), ``thresholds`` each
-    source's threshold (the settings' source must be among them)."""
+    source's threshold (the settings' source must be among them), ``weights`` the ensemble's
+    (when chosen on validation; else the settings')."""
     chain_models: dict[str, ChainModel] = {}
     for name, spec in settings["models"].items():
         lowres = spec.get("input", "lowres") == "lowres"
@@ -175,7 +239,7 @@ def chain_from_settings(settings: dict[str, Any], *, size: tuple[int, int], tile
         thresholds={k: float(v) for k, v in thresholds.items() if k != source},
         tta_hflip=bool(predict.get("tta_hflip", False)),
         tile=tile if settings["fullres"] else None,
-        members=ensemble_members(settings), bbox=dict(settings["bbox"]),
+        members=weights or ensemble_members(settings), bbox=dict(settings["bbox"]),
         backend=str(predict.get("backend", "torch")),
         precision=str(predict.get("precision", "fp32")))
 

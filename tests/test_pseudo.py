@@ -1,0 +1,178 @@
+"""Ensemble weights chosen on validation, pseudo-labels, and the loss that ignores pixels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from carvana import workflow as wf
+from carvana.chain import needed_models
+from carvana.ensemble import choose_weights, grid_dice, weight_grid
+from carvana.io import IGNORE, DataError, read_labels, write_labels, write_prob
+from carvana.metrics import dice
+from carvana.pseudo import labels_from_prob, pseudo_labels_to_dir
+from carvana.stages import ensemble_stage, member_weights
+from carvana.training import bce_dice_loss, split_labels
+
+ID = "0123456789ab_01"
+
+
+def test_weight_grid_covers_the_simplex() -> None:
+    grid = weight_grid(3, 0.1)
+    assert grid.shape == (66, 3)  # C(12, 2)
+    assert np.allclose(grid.sum(axis=1), 1)
+    assert {tuple(r) for r in weight_grid(2, 0.5)} == {(0, 1), (0.5, 0.5), (1, 0)}
+    with pytest.raises(ValueError, match="divide 1"):
+        weight_grid(2, 0.3)
+
+
+def test_grid_dice_equals_thresholding_each_stored_average() -> None:
+    """The shortcut (score only pixels where members disagree) gives exactly the Dice of the
+    ensemble the workflow writes: the average stored as round(255 p), then thresholded (maps
+    off the 1/255 grid, so that no average falls on a rounding tie)."""
+    rng = np.random.default_rng(0)
+    probs = rng.random((3, 40, 50))
+    truth = rng.random((40, 50)) > 0.6
+    grid = weight_grid(3, 0.25)
+    got = grid_dice(probs, truth, grid, 0.5)
+    for row, weights in enumerate(grid):
+        stored = np.rint(np.tensordot(weights, probs, 1) * 255) / 255
+        assert got[row] == pytest.approx(dice(stored >= 0.5, truth), abs=1e-12)
+
+
+def test_choose_weights_drops_a_member_that_only_hurts() -> None:
+    """A member of noise gets weight 0 and the choice says what keeping it would cost; the
+    best member alone is found when it is perfect."""
+    rng = np.random.default_rng(1)
+    truths = {f"{ID[:-2]}{k:02d}": rng.random((30, 30)) > 0.5 for k in range(1, 5)}
+
+    def load(image_id: str) -> tuple[np.ndarray, np.ndarray]:
+        t = truths[image_id]
+        good = np.where(t, 0.8, 0.2)
+        near = np.where(t ^ (rng.random(t.shape) > 0.9), 0.7, 0.3)  # 10 % of pixels wrong
+        return np.stack([good, near, rng.random(t.shape)]), t
+
+    choice = choose_weights(["good", "near", "noise"], sorted(truths), load, threshold=0.5,
+                            step=0.25)
+    assert choice.dice == pytest.approx(1.0)
+    assert choice.weights["noise"] == 0
+    assert choice.alone["good"] == pytest.approx(1.0) and choice.alone["noise"] < 0.6
+    record = choice.to_json()
+    assert "noise" in record["dropped"] and any("noise" in n for n in record["notes"])
+    assert choice.table["dice"].is_monotonic_decreasing
+
+
+def test_ensemble_stage_reads_chosen_weights_and_refuses_stale_ones(tmp_path: Path) -> None:
+    for name, value in (("a", 0.2), ("b", 1.0)):
+        write_prob(tmp_path / name / f"{ID}.png", np.full((16, 24), value, np.float32))
+    (tmp_path / "ingest.json").write_text(json.dumps({"width": 24, "height": 16}))
+    chosen = tmp_path / "weights.json"
+    chosen.write_text(json.dumps({"weights": {"a": 0.0, "b": 1.0}}))
+    ensemble_stage(member_preds=[str(tmp_path / "a"), str(tmp_path / "b")],
+                   members={"a": None, "b": None}, ingest=str(tmp_path / "ingest.json"),
+                   ids=[ID], ensemble_weights=str(chosen), preds=str(tmp_path / "out"))
+    from carvana.io import read_prob
+
+    assert np.allclose(read_prob(tmp_path / "out" / f"{ID}.png"), 1.0)
+    with pytest.raises(ValueError, match="ensemble_weights.json as an input"):
+        member_weights({"a": None}, None)
+    with pytest.raises(ValueError, match="rerun the ensemble_weights rule"):
+        member_weights({"a": None, "c": None}, str(chosen))
+    assert member_weights({"a": 1, "b": 3}, None) == {"a": 1.0, "b": 3.0}
+
+
+def test_a_member_of_weight_zero_does_not_run() -> None:
+    tiles = {"tiles": None, "depth": "low"}
+    assert needed_models("ensemble", members={"low": 0.0, "tiles": 0.0, "depth": 1.0},
+                         tile_models=tiles, box_model="low") == ["low", "depth"]
+    assert needed_models("ensemble", members={"low": None, "tiles": None},
+                         tile_models=tiles, box_model="low") == ["low", "tiles"]
+
+
+def test_labels_keep_only_confident_pixels_and_round_trip(tmp_path: Path) -> None:
+    prob = np.array([[0.0, 0.1, 0.11, 0.5], [0.89, 0.9, 1.0, 0.95]], np.float32)
+    labels = labels_from_prob(prob, low=0.1, high=0.9)
+    assert labels.tolist() == [[0, 0, IGNORE, IGNORE], [IGNORE, 1, 1, 1]]
+    write_labels(tmp_path / "l.png", labels)
+    assert np.array_equal(read_labels(tmp_path / "l.png"), labels)
+    write_prob(tmp_path / "p.png", np.full((4, 4), 0.3, np.float32))  # other grey levels
+    with pytest.raises(DataError, match="not a label file"):
+        read_labels(tmp_path / "p.png")
+    with pytest.raises(ValueError, match="low < high"):
+        labels_from_prob(prob, low=0.9, high=0.1)
+
+
+def test_pseudo_labels_refuse_an_ensemble_that_knows_nothing(tmp_path: Path) -> None:
+    car = np.zeros((16, 24), np.float32)
+    car[4:12, 6:18] = 1.0
+    write_prob(tmp_path / "m" / f"{ID}.png", car)
+    stats = pseudo_labels_to_dir({"m": (tmp_path / "m", 1.0)}, [ID], size=(24, 16), low=0.1,
+                                 high=0.9, out_dir=tmp_path / "out")
+    assert stats["car_fraction"] == pytest.approx(96 / 384) and stats["ignored_fraction"] == 0
+    assert read_labels(tmp_path / "out" / f"{ID}.png").sum() == 96
+    write_prob(tmp_path / "flat" / f"{ID}.png", np.full((16, 24), 0.5, np.float32))
+    with pytest.raises(DataError, match=f"{ID}: the ensemble is confident of no car"):
+        pseudo_labels_to_dir({"m": (tmp_path / "flat", 1.0)}, [ID], size=(24, 16), low=0.1,
+                             high=0.9, out_dir=tmp_path / "bad")
+
+
+def test_ignored_pixels_leave_the_loss_and_its_gradient() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 1, 6, 6, requires_grad=True)
+    labels = (torch.rand(2, 1, 6, 6) > 0.5).float()
+    labels[:, :, :3] = IGNORE
+    y, ignored = split_labels(labels)
+    assert ignored and y.shape == (2, 2, 6, 6)
+    loss = bce_dice_loss(logits, y[:, :1], valid=y[:, 1:])
+    loss.backward()
+    assert torch.all(logits.grad[:, :, :3] == 0) and torch.any(logits.grad[:, :, 3:] != 0)
+    # the same as the loss of the labelled rows alone
+    alone = bce_dice_loss(logits[:, :, 3:].detach(), labels[:, :, 3:])
+    assert float(loss.detach()) == pytest.approx(float(alone), rel=1e-6)
+    plain = (torch.rand(1, 1, 4, 4) > 0.5).float()
+    assert split_labels(plain) == (plain, False)
+
+
+def pseudo_config() -> dict:
+    """A config of two tile models, one fine-tuned for two pseudo-label rounds."""
+    return {
+        "ladder": ["low"], "fullres": ["tiles", "depth"], "bbox": {"model": "low"},
+        "training": {"epochs": 1},
+        "models": {"low": {"arch": "unet", "size": 32},
+                   "tiles": {"arch": "unet", "input": "tiles", "init_from": "low"},
+                   "depth": {"arch": "unet", "input": "tiles", "depth_from": "low",
+                             "train": {"lr": 0.01}}},
+        "ensemble": {"members": ["low", "tiles", "depth"], "weights": "validation"},
+        "submission": {"source": "ensemble", "threshold": 0.5},
+        "pseudo_labels": {"rounds": 2, "models": ["depth"], "train": {"steps": 7}},
+    }
+
+
+def test_pseudo_rounds_become_models_of_the_dag() -> None:
+    config = wf.with_pseudo_rounds(pseudo_config())
+    wf.check_config(config)
+    assert config["fullres"] == ["tiles", "depth", "depth_pl1", "depth_pl2"]
+    assert config["ensemble"]["members"] == ["low", "tiles", "depth_pl2"]
+    assert config["models"]["depth_pl1"]["init_from"] == "depth"
+    assert config["models"]["depth_pl2"]["init_from"] == "depth_pl1"
+    spec = wf.model_spec(config, "depth_pl2")
+    assert spec["train"]["steps"] == 7 and spec["train"]["lr"] == 0.01
+    assert spec["pseudo"] == {"round": 2, "base": "depth"} and spec["depth_from"] == "low"
+    assert wf.pseudo_sources(config, 1) == {"low": 1.0, "tiles": 1.0, "depth": 1.0}
+    assert wf.pseudo_sources(config, 2) == {"low": 1.0, "tiles": 1.0, "depth_pl1": 1.0}
+    assert wf.weights_chosen(config)
+    assert wf.with_pseudo_rounds({**pseudo_config(), "pseudo_labels": {"rounds": 0}}) == {
+        **pseudo_config(), "pseudo_labels": {"rounds": 0}}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"pseudo_labels": {"rounds": 1, "models": ["low"]}}, "not a fullres model"),
+    ({"ensemble": {}}, "needs an ensemble"),
+])
+def test_pseudo_rounds_name_what_is_wrong(change: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        wf.with_pseudo_rounds({**pseudo_config(), **change})
