@@ -19,6 +19,7 @@ if FIRST_TRY_NOTE:
 DATA = wf.data_dir(config)
 SYNTHETIC = wf.is_synthetic(config)
 SHARDS = wf.test_shards(config)
+N_TEST = sum(len(ids) for ids in SHARDS.values())
 LADDER = list(config["ladder"])
 TILE_MODELS = wf.tile_models(config)
 TRAINED = LADDER + TILE_MODELS
@@ -60,7 +61,11 @@ def res(kind, key):
 def res_train(key):
     """A training job's `mem_mb`/`runtime`: config `resources: train:`, or (`auto`) the formula
     of carvana.resources for its model."""
-    return lambda wc: rs.train_request(config, wf.model_spec(config, wc.model), SHAPE, key)
+    def request(wc):
+        spec = wf.model_spec(config, wc.model)
+        return rs.train_request(config, spec, rs.training_shape(SHAPE, spec, N_TEST), key)
+
+    return request
 
 
 def res_predict(key, images):

@@ -176,3 +176,14 @@ def test_pseudo_rounds_become_models_of_the_dag() -> None:
 def test_pseudo_rounds_name_what_is_wrong(change: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         wf.with_pseudo_rounds({**pseudo_config(), **change})
+
+
+def test_a_pseudo_round_asks_memory_for_the_test_photos_it_caches() -> None:
+    from carvana import resources as rs
+
+    config = wf.with_pseudo_rounds(pseudo_config())
+    config["tiles"] = {"size": None, "multiple": 32, "min_overlap": 0}
+    shape = rs.DataShape(1918, 1280, 64)
+    plain, round1 = wf.model_spec(config, "depth"), wf.model_spec(config, "depth_pl1")
+    assert rs.training_shape(shape, plain, 32) == shape
+    assert rs.training_shape(shape, round1, 32).n_train == 96

@@ -151,6 +151,14 @@ def data_shape(config: dict[str, Any]) -> DataShape:
     return DataShape(width, height, n_train)
 
 
+def training_shape(shape: DataShape, spec: dict[str, Any], n_test: int) -> DataShape:
+    """The data a model trains on: a pseudo-label round's model also trains on (and caches)
+    the ``n_test`` test photos."""
+    if not spec.get("pseudo"):
+        return shape
+    return DataShape(shape.width, shape.height, shape.n_train + n_test)
+
+
 @dataclass(frozen=True)
 class Batch:
     """One step's network inputs: ``inputs`` arrays of ``pixels`` each, ``channels`` deep, from
