@@ -31,6 +31,7 @@ class SubsetSpec:
     train_cars: int | None = None  # None: every car not in test
     width: int | None = None
     jpeg_quality: int = 95
+    test: tuple[str, ...] = ()  # these cars to test (else the last ``test_cars`` in id order)
 
 
 def _cars(source: Path) -> dict[str, list[str]]:
@@ -58,16 +59,22 @@ def _resized(image: np.ndarray, mask: np.ndarray, width: int | None
 def make_subset(source: str | Path, out: str | Path, spec: SubsetSpec) -> dict[str, list[str]]:
     """Write the Kaggle folder and the truth CSV; return {'train': cars, 'test': cars}.
 
-    The last ``spec.test_cars`` cars (in id order) are the test cars.
+    The test cars are ``spec.test`` when given, else the last ``spec.test_cars`` in id order.
     """
     source, out = Path(source), Path(out)
     cars = _cars(source)
     names = sorted(cars)
-    if spec.test_cars < 1 or spec.test_cars >= len(names):
+    unknown = sorted(set(spec.test) - set(names))
+    if unknown:
+        raise ValueError(f"test cars {unknown} are not in {source} (its cars: {names})")
+    if spec.test:
+        names = [n for n in names if n not in spec.test] + list(spec.test)
+    count = len(spec.test) or spec.test_cars
+    if count < 1 or count >= len(names):
         raise ValueError(f"test_cars must be 1..{len(names) - 1} for the {len(names)} cars "
                          f"in {source}")
-    test = names[-spec.test_cars:]
-    train = names[: -spec.test_cars][: spec.train_cars]
+    test = names[-count:]
+    train = names[:-count][: spec.train_cars]
     kaggle = out / "kaggle"
     for sub in ("train", "train_masks", "test"):
         (kaggle / sub).mkdir(parents=True, exist_ok=True)
@@ -97,6 +104,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("source", help="a Kaggle-layout folder with train/ and train_masks/")
     parser.add_argument("out", help="where to write kaggle/ and truth/")
     parser.add_argument("--test-cars", type=int, default=2)
+    parser.add_argument("--test-car", action="append", default=[], metavar="CAR",
+                        help="this car to test (repeat for more; overrides --test-cars)")
     parser.add_argument("--train-cars", type=int, default=None)
     parser.add_argument("--width", type=int, default=None, help="resize to this width")
     args = parser.parse_args(argv)

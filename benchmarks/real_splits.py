@@ -1,0 +1,174 @@
+"""A preset on several splits of the shared real sample: Dice per car and per split, mean and
+spread over the splits, the wall time and peak memory of each whole ``submission`` run, and
+each stage's time (issue 15.5: one 2-car split moves by about ±0.0005 between settings, so
+decisions are taken on more than one).
+
+Run by hand, one split after the other, on an otherwise idle machine (the load average at
+the start and end of each run is reported):
+
+    python benchmarks/real_splits.py --out /tmp/splits \\
+        --split A=0795e132d090,0ce66b539f52 --split B=03a857ce842d,04bd942b463b
+
+Each split moves the named cars (whole cars, never single photos) to ``test/`` and keeps their
+masks aside as the truth; every other car of the sample trains (``carvana-subset``, one car of
+them validates by the preset's split). ``--test-copies 3`` adds the test photos twice more
+under other car ids, so the run predicts 96 test photos as a 4-5 car, 96-photo Kaggle-like
+folder would (the time budget's case); only the originals are scored. The workflow runs in a
+copy of this repository under ``--out`` with ``/usr/bin/time -v`` (the peak is the largest
+process of the run: jobs run one at a time on 2 cores). Writes ``--out/real_splits.json`` and
+prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from carvana import rle
+from carvana.ids import car_of
+from carvana.subset import SubsetSpec, make_subset
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO.parent / "shared" / "carvana-sample"
+PARTS = ["Snakefile", "config.yaml", "rules", "scripts", "schemas", "configs", "envs",
+         "profiles", "report"]
+SHAPE = (1280, 1918)
+
+
+def copy_test(kaggle: Path, truth_csv: Path, copies: int) -> None:
+    """Add ``copies - 1`` more copies of every test photo under other car ids (the car id's
+    last hex digit changed), in the sample submission and the truth alike."""
+    truth = pd.read_csv(truth_csv)
+    originals = list(truth["img"])
+    rows = [truth]
+    for k in range(1, copies):
+        renamed = {}
+        for img in originals:
+            car, rest = img.split("_", 1)
+            new = f"{car[:-1]}{(int(car[-1], 16) + k) % 16:x}_{rest}"
+            shutil.copyfile(kaggle / "test" / img, kaggle / "test" / new)
+            renamed[img] = new
+        rows.append(truth.assign(img=truth["img"].map(renamed)))
+    full = pd.concat(rows, ignore_index=True)
+    full.to_csv(truth_csv, index=False)
+    full.assign(rle_mask="1 1").to_csv(kaggle / "sample_submission.csv", index=False)
+
+
+def run_split(name: str, test_cars: list[str], args: argparse.Namespace) -> dict:
+    """Build the split's folder, run the preset's ``submission`` on it, score and time it."""
+    root = Path(args.out) / name
+    if root.exists():
+        shutil.rmtree(root)
+    made = make_subset(args.sample, root / "data", SubsetSpec(test=tuple(test_cars)))
+    truth_csv = root / "data" / "truth" / "test_masks.csv"
+    originals = set(pd.read_csv(truth_csv)["img"])
+    if args.test_copies > 1:
+        copy_test(root / "data" / "kaggle", truth_csv, args.test_copies)
+    work = root / "run"
+    work.mkdir(parents=True)
+    for part in PARTS:
+        src = REPO / part
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, work / part)
+    cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "snakemake", "--cores",
+           str(args.cores), "submission", "--configfile", args.configfile, "--config",
+           f"data_dir={root / 'data' / 'kaggle'}", f"truth={truth_csv}"]
+    load0, start = os.getloadavg()[0], time.monotonic()
+    proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
+    wall, load1 = time.monotonic() - start, os.getloadavg()[0]
+    (root / "snakemake.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise SystemExit(f"split {name}: snakemake failed, see {root / 'snakemake.log'}")
+    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    return {"split": name, "train_cars": made["train"], "test_cars": test_cars,
+            "test_photos": len(pd.read_csv(truth_csv)), "wall_s": round(wall, 1),
+            "peak_gb": round(int(peak.group(1)) / 2**20, 2) if peak else None,
+            "load_start": round(load0, 2), "load_end": round(load1, 2),
+            "scores": score(work / "results" / "submission.csv.gz", truth_csv, originals),
+            "stages": stage_times(work / "results" / "benchmarks"),
+            "ensemble_weights": _json(work / "results" / "metrics" / "ensemble_weights.json")}
+
+
+def score(submission: Path, truth_csv: Path, keep: set[str]) -> dict:
+    """Dice of each kept photo of the submission against the truth: per car and overall."""
+    sub = pd.read_csv(submission).set_index("img")["rle_mask"]
+    per = {}
+    with open(truth_csv) as f:
+        for row in csv.DictReader(f):
+            if row["img"] in keep:
+                pred = rle.decode(sub[row["img"]], SHAPE).astype(bool)
+                true = rle.decode(row["rle_mask"], SHAPE).astype(bool)
+                per[row["img"]] = 2 * (pred & true).sum() / max(pred.sum() + true.sum(), 1)
+    table = pd.Series(per)
+    cars = table.groupby([car_of(i.removesuffix(".jpg")) for i in table.index])
+    return {"mean": round(float(table.mean()), 6), "min_photo": round(float(table.min()), 6),
+            "per_car": {c: round(float(v), 6) for c, v in cars.mean().items()},
+            "photos_below_0.99": int((table < 0.99).sum())}
+
+
+def stage_times(bench_dir: Path) -> dict[str, float]:
+    """Seconds per rule, summed over its jobs (Snakemake's benchmark files)."""
+    times: dict[str, float] = {}
+    for tsv in sorted(bench_dir.rglob("*.tsv")):
+        stem = tsv.relative_to(bench_dir).with_suffix("").as_posix()
+        key = re.sub(r"_(test|val|train_all)(_\d{4})?$", r"_\1", stem)
+        times[key] = round(times.get(key, 0.0) + float(pd.read_csv(tsv, sep="\t")["s"].iloc[0]),
+                           1)
+    return times
+
+
+def _json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def table(runs: list[dict]) -> str:
+    """The Markdown summary: one row per split, then mean and spread."""
+    lines = ["| split | test cars | Dice | per car | worst photo | wall | peak |",
+             "|---|---|---|---|---|---|---|"]
+    for r in runs:
+        s = r["scores"]
+        cars = " / ".join(f"{c}: {d:.4f}" for c, d in s["per_car"].items())
+        lines.append(f"| {r['split']} | {r['test_photos']} photos | {s['mean']:.4f} | {cars} | "
+                     f"{s['min_photo']:.4f} | {r['wall_s'] / 60:.1f} min | {r['peak_gb']} GB |")
+    means = [r["scores"]["mean"] for r in runs]
+    spread = (max(means) - min(means)) / 2 if len(means) > 1 else 0.0
+    lines.append(f"| **mean** | | **{statistics.mean(means):.4f} ± {spread:.4f}** | | "
+                 f"{min(r['scores']['min_photo'] for r in runs):.4f} | | |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sample", default=str(SAMPLE))
+    parser.add_argument("--out", required=True, help="a scratch folder (runs, data, JSON)")
+    parser.add_argument("--split", action="append", required=True,
+                        help="NAME=CAR,CAR: the cars of one split's test set")
+    parser.add_argument("--configfile", default="configs/carvana-cpu.yaml")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--test-copies", type=int, default=1)
+    args = parser.parse_args()
+    runs = []
+    for spec in args.split:
+        name, cars = spec.split("=", 1)
+        runs.append(run_split(name, cars.split(","), args))
+        print(json.dumps(runs[-1], indent=1), flush=True)
+    out = Path(args.out) / "real_splits.json"
+    out.write_text(json.dumps({"configfile": args.configfile, "runs": runs,
+                               "dice": [r["scores"]["mean"] for r in runs]}, indent=1))
+    print(table(runs))
+    print(f"wrote {out}; mean Dice {np.mean([r['scores']['mean'] for r in runs]):.6f}")
+
+
+if __name__ == "__main__":
+    main()
