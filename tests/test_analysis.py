@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from carvana import analysis
-from carvana.io import DataError, write_jpeg, write_mask_gif, write_prob
+from carvana.io import DataError, read_mask, write_jpeg, write_mask_gif, write_prob
 
 W, H = 96, 64
 IDS = [f"0123456789ab_{i:02d}" for i in range(1, 9)]
@@ -191,6 +191,47 @@ def test_error_overlay_colours() -> None:
     assert tuple(out[0, 1]) == tuple(analysis.FN_COLOR.astype(np.uint8))  # missed: blue
     assert tuple(out[1, 0]) == tuple(analysis.FP_COLOR.astype(np.uint8))  # extra: red
     assert tuple(out[0, 0]) == tuple(out[1, 1])  # right either way: faded image
+
+
+def test_error_overlay_keeps_thin_errors_when_shrunk() -> None:
+    """At display width a one-pixel sliver of missed or extra car still shows in its colour."""
+    image = np.zeros((40, 800, 3), np.uint8)
+    truth = np.zeros((40, 800), bool)
+    truth[:, :400] = True
+    pred = truth.copy()
+    pred[:, 399] = False  # a missed column at the car's edge
+    pred[10, 600] = True  # one extra pixel
+    out = analysis.error_overlay(image, truth, pred, width=400)
+    assert out.shape == (20, 400, 3)
+    colours = {tuple(c) for c in out.reshape(-1, 3)}
+    assert tuple(analysis.FN_COLOR.astype(np.uint8)) in colours
+    assert tuple(out[5, 300]) == tuple(analysis.FP_COLOR.astype(np.uint8))
+    assert tuple(out[5, 100]) == tuple(out[15, 380])  # right: the faded image
+
+
+def test_worst_test_photos(predictions: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """The same figure for test photos: images under test/, truth from a callable, the
+    probabilities spread over shard folders, the table sorted on a source's Dice column."""
+    data, preds, _ = predictions
+    shards = [tmp_path / "test" / "0000", tmp_path / "test" / "0001"]
+    for n, image_id in enumerate(IDS):
+        (data / "test").mkdir(exist_ok=True)
+        (data / "train" / f"{image_id}.jpg").rename(data / "test" / f"{image_id}.jpg")
+        shards[n % 2].mkdir(parents=True, exist_ok=True)
+        (preds / f"{image_id}.png").rename(shards[n % 2] / f"{image_id}.png")
+    masks = {i: read_mask(data / "train_masks" / f"{i}_mask.gif") for i in IDS}
+    table = pd.DataFrame({"id": IDS, "car": [i[:12] for i in IDS],
+                          "dice_ensemble": [DICE[i] for i in IDS]})
+    table.to_csv(tmp_path / "test_per_image.csv", index=False)
+    worst = analysis.worst_k_table(tmp_path / "test_per_image.csv", 2, column="dice_ensemble",
+                                   keep=("car",))
+    photos = analysis.PhotoSource(data / "test", masks.__getitem__, shards)
+    analysis.worst_photos(worst, photos, tmp_path / "w.png", tmp_path / "w.csv", name="ensemble",
+                          what="test", column="dice_ensemble", threshold=0.5)
+    png_ok(tmp_path / "w.png")
+    written = pd.read_csv(tmp_path / "w.csv", dtype=str)
+    assert list(written.columns) == ["rank", "id", "car", "dice_ensemble"]
+    assert written["id"].tolist() == IDS[::-1][:2]  # one from each shard folder
 
 
 def test_threshold_curves(results: Path, tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 - ``comparison``: model comparison (every scored model's Dice);
 - ``ladder``: the resolution ladder, with Kaggle's public leaderboard beside;
-- ``worst``: a model's worst validation predictions;
+- ``worst``: a model's worst validation (or test) predictions;
 - ``thresholds``: Dice against the binarisation threshold;
 - ``learning``: learning curves;
 - ``bbox``: bounding boxes and the tile band.
@@ -22,8 +22,11 @@ from carvana.analysis.thresholds import threshold_curves, threshold_table
 from carvana.analysis.worst import (
     FN_COLOR,
     FP_COLOR,
+    PhotoSource,
     error_overlay,
+    train_photos,
     worst_k_table,
+    worst_photos,
     worst_predictions,
 )
 from carvana.comparison import COMPARISON_COLUMNS, comparison_table
@@ -36,6 +39,7 @@ __all__ = [
     "HISTORY_COLUMNS",
     "KAGGLE_PUBLIC_LB",
     "PathLike",
+    "PhotoSource",
     "bbox_analysis",
     "bbox_stats",
     "comparison_table",
@@ -49,7 +53,9 @@ __all__ = [
     "read_table",
     "threshold_curves",
     "threshold_table",
+    "train_photos",
     "worst_k_table",
+    "worst_photos",
     "worst_predictions",
     "zoomed_limits",
 ]

@@ -1,8 +1,11 @@
-"""Figure 3, the worst predictions: a model's k worst validation images, one row each (image,
-truth, predicted probability, error overlay)."""
+"""Figure 3, the worst predictions: the k worst validation (or, with kept truth, test) photos of
+a model, one row each (image, truth, predicted probability, error overlay)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -13,10 +16,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from carvana.analysis.common import PathLike, read_table
+from carvana.ids import validate_id
 from carvana.io import (
     DataError,
     full_size_prob,
-    image_path,
     mask_path,
     read_image,
     read_mask,
@@ -31,15 +34,37 @@ DISPLAY_WIDTH = 400
 HEADERS = ["image", "truth", "predicted probability", "errors: FP red, FN blue"]
 
 
-def worst_k_table(per_image_csv: PathLike, k: int) -> pd.DataFrame:
-    """The ``k`` validation images with the lowest full-resolution Dice, worst first."""
+@dataclass(frozen=True)
+class PhotoSource:
+    """Where a figure's photos come from: the folder of ``<id>.jpg``, the truth (id -> {0,1}
+    mask) and the folders of predicted probabilities (the first holding ``<id>.png`` is read)."""
+
+    images: Path
+    truth: Callable[[str], np.ndarray]
+    preds: Sequence[Path]
+
+
+def train_photos(data_dir: PathLike, pred_dir: PathLike) -> PhotoSource:
+    """The train photos of a Kaggle-layout folder, their masks, one folder of probabilities."""
+    return PhotoSource(Path(data_dir) / "train", lambda i: read_mask(mask_path(data_dir, i)),
+                       (Path(pred_dir),))
+
+
+def worst_k_table(
+    per_image_csv: PathLike,
+    k: int,
+    column: str = "dice_full_res",
+    keep: Sequence[str] = ("dice_model_res",),
+) -> pd.DataFrame:
+    """The ``k`` images with the lowest ``column`` (full-resolution Dice), worst first: rank,
+    id, the ``keep`` columns and ``column``."""
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    per_image = read_table(per_image_csv, ["id", "dice_model_res", "dice_full_res"])
+    per_image = read_table(per_image_csv, ["id", *keep, column])
     if per_image.empty:
-        raise DataError(f"{per_image_csv}: no validation images")
-    worst = per_image.sort_values(["dice_full_res", "id"], kind="mergesort").head(k)
-    worst = worst[["id", "dice_model_res", "dice_full_res"]].reset_index(drop=True)
+        raise DataError(f"{per_image_csv}: no images")
+    worst = per_image.sort_values([column, "id"], kind="mergesort").head(k)
+    worst = worst[["id", *keep, column]].reset_index(drop=True)
     worst.insert(0, "rank", np.arange(1, len(worst) + 1))
     return worst
 
@@ -92,25 +117,44 @@ def worst_predictions(
     k: int = 6,
     threshold: float = 0.5,
 ) -> pd.DataFrame:
-    """The k worst validation predictions: image, truth, probability, error overlay per row.
-
-    The error overlay thresholds the full-size probability at ``threshold`` (the per-image
-    Dice in the CSV is at 0.5) and paints false positives red, false negatives blue. Images
-    are shown ``DISPLAY_WIDTH`` pixels wide.
-    """
+    """The k worst validation predictions of ``model`` (:func:`worst_photos` on the train
+    photos; the per-image Dice in the CSV is at 0.5)."""
     worst = worst_k_table(per_image_csv, k)
+    return worst_photos(worst, train_photos(data_dir, pred_dir), out_png, out_csv, name=model,
+                        what="validation", column="dice_full_res", threshold=threshold)
+
+
+def worst_photos(
+    worst: pd.DataFrame,
+    photos: PhotoSource,
+    out_png: PathLike,
+    out_csv: PathLike,
+    *,
+    name: str,
+    what: str,
+    column: str,
+    threshold: float,
+) -> pd.DataFrame:
+    """The figure of the ``worst`` table's photos (:func:`worst_k_table`): image, truth,
+    probability, error overlay per row; the table is written to ``out_csv``.
+
+    The error overlay thresholds the full-size probability at ``threshold`` and paints false
+    positives (extra pixels) red, false negatives (missed pixels) blue. Images are shown
+    ``DISPLAY_WIDTH`` pixels wide; the caption of a row gives its ``column`` (the Dice).
+    """
     write_frame(worst, out_csv, float_format="%.6g")
     n = len(worst)
-    first = read_image(image_path(data_dir, "train", worst["id"].iloc[0]))
+    first = read_image(photos.images / f"{validate_id(worst['id'].iloc[0])}.jpg")
     fig, axes = _grid(n, aspect=first.shape[0] / first.shape[1])
     for row, rec in enumerate(worst.to_dict("records")):
-        image, truth, prob = _load(rec["id"], pred_dir=pred_dir, data_dir=data_dir)
-        _worst_row(axes[row], rec, image=image, truth=truth, prob=prob, threshold=threshold)
+        image, truth, prob = _load(rec["id"], photos)
+        _worst_row(axes[row], f"#{rec['rank']}  {rec['id']}   Dice {rec[column]:.4f}",
+                   image=image, truth=truth, prob=prob, threshold=threshold)
         if row == 0:
             for ax, header in zip(axes[row], HEADERS, strict=True):
                 ax.set_title(header, fontsize=11, pad=22)
     fig.suptitle(
-        f"{model}: the {n} worst validation predictions (full-resolution Dice, threshold "
+        f"{name}: the {n} worst {what} predictions (full-resolution Dice, threshold "
         f"{threshold:g})",
         fontsize=12,
         y=1 - 0.15 / fig.get_figheight(),
@@ -138,28 +182,30 @@ def _grid(n: int, aspect: float) -> tuple[Figure, np.ndarray]:
     return fig, axes
 
 
-def _load(
-    image_id: str, *, pred_dir: PathLike, data_dir: PathLike
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A train image, its true mask (bool) and the full-size predicted probability."""
-    image = read_image(image_path(data_dir, "train", image_id))
-    truth = read_mask(mask_path(data_dir, image_id)).astype(bool)
+def _load(image_id: str, photos: PhotoSource) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A photo, its true mask (bool) and the full-size predicted probability."""
+    image = read_image(photos.images / f"{validate_id(image_id)}.jpg")
+    truth = photos.truth(image_id).astype(bool)
     if truth.shape != image.shape[:2]:
-        raise DataError(f"{mask_path(data_dir, image_id)}: mask size differs from the image")
+        raise DataError(f"{image_id}: the true mask is {truth.shape[0]}x{truth.shape[1]}, the "
+                        f"photo {image.shape[0]}x{image.shape[1]} (height x width)")
+    held = [d for d in photos.preds if (Path(d) / f"{image_id}.png").is_file()]
+    pred_dir = held[0] if held else photos.preds[0]  # none: the error names the first folder
     prob = full_size_prob(pred_dir, image_id, (image.shape[1], image.shape[0]))
     return image, truth, prob
 
 
 def _worst_row(
     axes: np.ndarray,
-    rec: dict[str, Any],
+    caption: str,
     *,
     image: np.ndarray,
     truth: np.ndarray,
     prob: np.ndarray,
     threshold: float,
 ) -> None:
-    """One image's four panels (image, truth, probability, errors) and its caption."""
+    """One image's four panels (image, truth, probability, errors) and its caption (followed
+    by the counts of false-positive and false-negative pixels)."""
     pred = prob >= threshold
     _image_panel(axes[0], _shrink(image, DISPLAY_WIDTH))
     _image_panel(axes[1], _shrink(truth, DISPLAY_WIDTH), cmap="gray", vmin=0, vmax=1)
@@ -169,8 +215,7 @@ def _worst_row(
     axes[0].text(
         0.0,
         1.02,
-        f"#{rec['rank']}  {rec['id']}   Dice {rec['dice_full_res']:.4f}"
-        f"   (FP {fp:,} px, FN {fn:,} px)",
+        f"{caption}   (FP {fp:,} px, FN {fn:,} px)",
         transform=axes[0].transAxes,
         ha="left",
         va="bottom",
