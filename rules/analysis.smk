@@ -151,6 +151,44 @@ rule analysis_worst_predictions:
         "../scripts/analysis_worst_predictions.py"
 
 
+# Only with kept test truth: the submission source's worst test photos.
+rule analysis_worst_test:
+    input:
+        unpack(get_data),
+        unpack(lambda wc: get_threshold_input()),
+        unpack(get_truth),
+        per_image=wf.TEST_PER_IMAGE,
+        preds=[get_test_pred(config["submission"]["source"], shard) for shard in SHARDS],
+        ingest="results/data/ingest.json",
+    output:
+        png=report(
+            f"{wf.WORST_TEST}.png",
+            caption="../report/worst_test.rst",
+            category="Test photos",
+            subcategory="Figures",
+        ),
+        csv=report(
+            f"{wf.WORST_TEST}.csv",
+            caption="../report/worst_test.rst",
+            category="Test photos",
+            subcategory="Tables",
+        ),
+    params:
+        name=config["submission"]["source"],
+        data_dir=DATA,
+        k=WORST_K,
+        threshold=config["submission"]["threshold"],
+    log:
+        "logs/analysis/worst_test.log",
+    resources:
+        mem_mb=res("light", "mem_mb"),
+        runtime=res("light", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/analysis_worst_test.py"
+
+
 rule analysis_bbox:
     input:
         cuts="results/bbox/val_cuts.csv",

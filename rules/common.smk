@@ -25,6 +25,7 @@ TILE_MODELS = wf.tile_models(config)
 TRAINED = LADDER + TILE_MODELS
 ENSEMBLE = wf.ensemble_members(config)
 SCORED = wf.scored_models(config)
+TEST_SCORED = wf.scored_test_sources(config)  # scored on the test photos, when truth is kept
 BBOX_MODEL = config.get("bbox", {}).get("model", "")
 WORST_K = int(config.get("analysis", {}).get("worst_k", 6))
 ENV = "../envs/carvana.yaml"
@@ -137,6 +138,11 @@ def get_test_pred(source, shard):
     return f"results/predict/{source}/test/{shard}"
 
 
+def get_score_test_input(wildcards):
+    """The kept test truth and every scored source's test shards (an error without truth)."""
+    return wf.score_test_input(config, list(SHARDS))
+
+
 def get_val_pred(model):
     """A model's probabilities of the validation images: a ladder model predicts every train
     image (`train_all`, for boxes and depth channels too), the others the validation fold."""
@@ -239,6 +245,7 @@ def get_analysis_outputs(wildcards=None):
         *expand(
             "results/analysis/worst/{model}.{ext}", model=get_worst_models(), ext=["png", "csv"]
         ),
+        *wf.truth_outputs(config, "analysis"),
     ]
 
 
@@ -251,6 +258,7 @@ def get_final_outputs():
         "results/metrics/threshold.json",
         *expand("results/metrics/{model}.json", model=SCORED),
         *expand("results/models/{model}/learning_curve.png", model=TRAINED),
+        *wf.truth_outputs(config, "scores"),
     ]
     return outputs + get_analysis_outputs()
 

@@ -59,3 +59,37 @@ rule check_submission:
         ENV
     script:
         "../scripts/check_submission.py"
+
+
+# Only with kept test truth (config `truth:`, or the synthetic set's): in `all` then.
+rule score_test:
+    input:
+        unpack(lambda wc: get_threshold_input()),
+        unpack(get_score_test_input),
+        ingest="results/data/ingest.json",
+    output:
+        per_image=report(
+            wf.TEST_PER_IMAGE,
+            caption="../report/test_scores.rst",
+            category="Test photos",
+            subcategory="Tables",
+        ),
+        per_car=report(
+            wf.TEST_PER_CAR,
+            caption="../report/test_scores.rst",
+            category="Test photos",
+            subcategory="Tables",
+        ),
+    params:
+        sources=TEST_SCORED,
+        shards=SHARDS,
+        threshold=config["submission"]["threshold"],
+    log:
+        "logs/submission/score_test.log",
+    resources:
+        mem_mb=res("light", "mem_mb"),
+        runtime=res("light", "runtime"),
+    conda:
+        ENV
+    script:
+        "../scripts/score_test.py"

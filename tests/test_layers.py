@@ -37,7 +37,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("domain", frozenset({"bbox", "submission", "analysis", "resources", "training",
                           "backends", "pseudo"})),
     # the submission checker, the config's file lists, prediction by a trained model
-    ("use", frozenset({"validate", "workflow", "predict"})),
+    ("use", frozenset({"validate", "scoring", "workflow", "predict"})),  # scoring: test photos
     # one trained chain on any photo, and its export as a bundle (both load models to predict)
     ("chain", frozenset({"segmenter", "export"})),
     # full-resolution tiles and the cut-outs rule (both predict)
@@ -52,6 +52,7 @@ LAYER_OF = {name: index for index, (_, names) in enumerate(LAYERS) for name in n
 #: Modules that must import neither torch nor matplotlib (the light rules' whole import chain).
 LIGHT_MODULES = (
     "carvana.stages", "carvana.rle", "carvana.submission", "carvana.validate", "carvana.ingest",
+    "carvana.scoring",
     "carvana.bbox", "carvana.workflow", "carvana.split", "carvana.tiling", "carvana.gates",
     "carvana.ensemble", "carvana.evaluation", "carvana.comparison", "carvana.ids", "carvana.io",
     "carvana.metrics", "carvana.snake", "carvana.synthetic", "carvana.subset",
@@ -60,6 +61,7 @@ LIGHT_MODULES = (
 #: The light rules' scripts: they must call carvana.stages.
 LIGHT_SCRIPTS = (
     "ingest", "split", "synthetic_data", "boxes", "bbox_cuts", "ensemble", "evaluate",
+    "score_test",
     "thresholds", "encode_shard", "gather_submission", "check_submission", "summary",
     "ensemble_weights", "pseudo_labels",
 )

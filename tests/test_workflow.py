@@ -112,6 +112,26 @@ def test_outputs(done: Path) -> None:
         assert (results / f"analysis/{name}.csv").exists()
 
 
+def test_test_photos_scored_per_photo_and_per_car(done: Path) -> None:
+    """With kept truth (the synthetic set's): every member, the ensemble, per photo and per
+    car; the ensemble's mean is the submission check's; the worst test photos drawn."""
+    results = done / "results"
+    photos = pd.read_csv(results / "metrics/test_per_image.csv", dtype={"id": str, "car": str})
+    assert list(photos.columns) == ["id", "car", "dice_tiles", "dice_unet64", "dice_ensemble"]
+    sample = pd.read_csv(results / "data/synthetic/kaggle/sample_submission.csv")
+    assert photos["id"].tolist() == sample["img"].str.removesuffix(".jpg").tolist()
+    check = json.loads((results / "submission_check.json").read_text())
+    assert abs(photos["dice_ensemble"].mean() - check["mean_dice_vs_truth"]) <= 1e-4
+    cars = pd.read_csv(results / "metrics/test_per_car.csv", dtype={"car": str})
+    assert cars["car"].tolist() == [*sorted(photos["car"].unique()), "all"]
+    assert cars["n"].iloc[-1] == len(photos) == cars["n"].iloc[:-1].sum()
+    assert cars["min_tiles"].iloc[-1] == pytest.approx(photos["dice_tiles"].min(), abs=1e-6)
+    assert (results / "analysis/worst/test.png").stat().st_size > 1000
+    worst = pd.read_csv(results / "analysis/worst/test.csv", dtype={"id": str})
+    lowest = photos.sort_values(["dice_ensemble", "id"], kind="mergesort")["id"].head(6)
+    assert worst["id"].tolist() == lowest.tolist()
+
+
 def test_nothing_to_do_after_complete_run(done: Path) -> None:
     proc = snakemake(done, "-n", "all")
     assert proc.returncode == 0
@@ -130,7 +150,7 @@ def dry_run_with(done: Path, tmp_path: Path, override: str) -> dict[str, int]:
 def test_threshold_change_reruns_only_submission(done: Path, tmp_path: Path) -> None:
     jobs = dry_run_with(done, tmp_path, "submission: {source: ensemble, threshold: 0.3}\n")
     assert set(jobs) == {"encode_shard", "gather_submission", "check_submission", "thresholds",
-                         "all"}
+                         "score_test", "analysis_worst_test", "all"}
     assert jobs["encode_shard"] == 3
 
 
@@ -140,7 +160,8 @@ def test_ensemble_weights_rerun_only_ensemble_and_submission(done: Path, tmp_pat
     assert set(jobs) == {
         "ensemble_val", "ensemble_test", "evaluate", "encode_shard", "gather_submission",
         "check_submission", "thresholds", "summary", "analysis_model_comparison",
-        "analysis_threshold_curves", "analysis_worst_predictions", "all",
+        "analysis_threshold_curves", "analysis_worst_predictions", "score_test",
+        "analysis_worst_test", "all",
     }
     assert jobs["evaluate"] == 1 and jobs["ensemble_test"] == 3
 
@@ -170,7 +191,8 @@ def test_report_holds_every_figure(done: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = (work / "results" / "report.html").read_text(errors="replace")
     for name in ("model_comparison.png", "ladder.png", "threshold_curves.png",
-                 "learning_curves.png", "bbox.png", "ensemble.png", "summary.csv"):
+                 "learning_curves.png", "bbox.png", "ensemble.png", "summary.csv", "test.png",
+                 "test_per_car.csv"):
         assert name in html, name
 
 

@@ -6,8 +6,11 @@ Keyword arguments only, named as the rule's inputs, params and outputs (see
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from carvana import analysis
 from carvana.cutouts import collect_cutouts
+from carvana.scoring import dice_column, submission_threshold, truth_by_id
 
 
 def analysis_model_comparison_stage(*, metrics: list[str], train: list[str], png: str,
@@ -37,6 +40,19 @@ def analysis_worst_predictions_stage(*, name: str, per_image: str, preds: str, d
                                      k: int, png: str, csv: str) -> None:
     """A model's k worst validation predictions: image, truth, probability, error overlay."""
     analysis.worst_predictions(name, per_image, preds, data_dir, png, csv, k=k)
+
+
+def analysis_worst_test_stage(*, name: str, per_image: str, preds: list[str], truth: str,
+                              ingest: str, data_dir: str, k: int, threshold: float | str,
+                              threshold_choice: str | None = None, png: str, csv: str) -> None:
+    """The k worst test photos of source ``name`` against kept truth, at the submission's
+    threshold (``preds``: its shard folders)."""
+    column = dice_column(name)
+    worst = analysis.worst_k_table(per_image, k, column=column, keep=("car",))
+    photos = analysis.PhotoSource(Path(data_dir) / "test", truth_by_id(truth, ingest),
+                                  [Path(p) for p in preds])
+    analysis.worst_photos(worst, photos, png, csv, name=name, what="test", column=column,
+                          threshold=submission_threshold(threshold, threshold_choice))
 
 
 def analysis_bbox_stage(*, cuts: str, png: str, csv: str) -> None:

@@ -23,6 +23,7 @@ from carvana.gates import check_box_fallbacks
 from carvana.ingest import ingest
 from carvana.io import mask_path, read_json, read_mask, write_frame, write_json
 from carvana.pseudo import pseudo_labels_to_dir
+from carvana.scoring import score_test_photos, submission_threshold, truth_by_id
 from carvana.split import fold_ids, select_ids, split_by_car
 from carvana.submission import check_submission, encode_shard, gather
 from carvana.tiling import geometry
@@ -189,10 +190,8 @@ def encode_shard_stage(*, preds: str, ingest: str, ids: list[str], threshold: fl
                        threshold_choice: str | None = None, csv: str) -> None:
     """Threshold and run-length encode one test shard (``best``: the threshold analysis's)."""
     info = read_json(ingest)
-    if threshold == "best":
-        threshold = read_json(threshold_choice)["threshold"]
     encode_shard(preds, ids=list(ids), size=(info["width"], info["height"]),
-                 threshold=float(threshold), out_csv=csv)
+                 threshold=submission_threshold(threshold, threshold_choice), out_csv=csv)
 
 
 def gather_submission_stage(*, shards: list[str], sample: str, submission: str) -> None:
@@ -209,6 +208,20 @@ def check_submission_stage(*, submission: str, ingest: str, sample: str,
     info = read_json(ingest)
     check_submission(submission, sample, shape=(info["height"], info["width"]), truth=truth,
                      out_json=check, max_empty_fraction=float(max_empty_fraction))
+
+
+def score_test_stage(*, preds: list[str], sources: list[str], shards: dict[str, list[str]],
+                      truth: str, ingest: str, threshold: float | str,
+                      threshold_choice: str | None = None, per_image: str,
+                      per_car: str) -> None:
+    """Every source's test photos scored against kept truth at the submission's threshold, per
+    photo and per car (``preds``: each source's shard folders, source by source)."""
+    n = len(shards)
+    if len(preds) != n * len(sources):
+        raise ValueError(f"{len(preds)} prediction folders for {len(sources)} sources x {n} shards")
+    by_source = {s: preds[i * n:(i + 1) * n] for i, s in enumerate(sources)}
+    score_test_photos(by_source, shards, truth_by_id(truth, ingest),
+                      submission_threshold(threshold, threshold_choice), per_image, per_car)
 
 
 # --- the prediction chain ------------------------------------------------------------------

@@ -11,6 +11,12 @@ from carvana.ingest import read_submission_ids, shards
 
 SYNTHETIC_DIR = "results/data/synthetic/kaggle"
 SYNTHETIC_TRUTH = "results/data/synthetic/truth/test_masks.csv"
+#: With kept test truth: the test photos' Dice per photo and per car, the worst test photos.
+TEST_PER_IMAGE = "results/metrics/test_per_image.csv"
+TEST_PER_CAR = "results/metrics/test_per_car.csv"
+WORST_TEST = "results/analysis/worst/test"
+#: Names a model cannot have: the ensemble's, and the worst test photos' figure's.
+RESERVED = ("ensemble", "test")
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -167,6 +173,40 @@ def scored_models(config: dict[str, Any]) -> list[str]:
             *(["ensemble"] if ensemble_members(config) else [])]
 
 
+def shard_pred(source: str, shard: str) -> str:
+    """Where a model's (or the ensemble's) test probabilities of a shard are."""
+    return f"results/predict/{source}/test/{shard}"
+
+
+def scored_test_sources(config: dict[str, Any]) -> list[str]:
+    """What the test photos are scored for against kept truth: every ensemble member, the
+    ensemble, and the submission's source (all have test predictions)."""
+    members = list(ensemble_members(config))
+    sources = [*members, *(["ensemble"] if members else [])]
+    source = config["submission"]["source"]
+    return sources if source in sources else [*sources, source]
+
+
+def score_test_input(config: dict[str, Any], shards: list[str]) -> dict[str, Any]:
+    """The score_test rule's inputs: the kept truth and every source's shard folders, source
+    by source; an error when there is no truth to score against."""
+    truth = truth_csv(config)
+    if not truth:
+        raise ValueError("scoring the test photos needs their true masks: set `truth:` "
+                         "(carvana-subset writes truth/test_masks.csv)")
+    return {"truth": truth,
+            "preds": [shard_pred(s, shard) for s in scored_test_sources(config) for shard in shards]}
+
+
+def truth_outputs(config: dict[str, Any], kind: str) -> list[str]:
+    """What kept test truth adds (none without it): ``scores``, the per-photo and per-car Dice
+    tables; ``analysis``, the figure and table of the worst test photos."""
+    if not truth_csv(config):
+        return []
+    return {"scores": [TEST_PER_IMAGE, TEST_PER_CAR],
+            "analysis": [f"{WORST_TEST}.png", f"{WORST_TEST}.csv"]}[kind]
+
+
 def check_config(config: dict[str, Any]) -> None:
     """Cross-field checks the JSON schema cannot express; each error names the key."""
     ladder, tiles = list(config["ladder"]), tile_models(config)
@@ -186,8 +226,10 @@ def check_config(config: dict[str, Any]) -> None:
                              "or fullres model")
         if config.get("bbox", {}).get("model") not in ladder:
             raise ValueError(f"bbox.model must name a ladder model (one of {ladder})")
-    if "ensemble" in ladder + tiles:
-        raise ValueError("'ensemble' is reserved for the ensemble; rename that model")
+    for name in RESERVED:
+        if name in ladder + tiles:
+            raise ValueError(f"{name!r} is a reserved name (the ensemble, the worst test "
+                             "photos); rename that model")
     for member in ensemble_members(config):
         if member not in ladder + tiles:
             raise ValueError(f"ensemble member {member!r} is not a ladder or fullres model")
