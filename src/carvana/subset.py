@@ -25,12 +25,14 @@ from carvana.io import DataError, read_image, read_mask, write_frame, write_jpeg
 
 @dataclass(frozen=True)
 class SubsetSpec:
-    """Which cars go where, and at what size (``width`` None keeps the photos' own size)."""
+    """Which cars go where, and at what size (``width`` None keeps the photos' own size);
+    ``views`` of each car's photos, spread evenly over its angles (None: all of them)."""
 
     test_cars: int = 2
     train_cars: int | None = None  # None: every car not in test
     width: int | None = None
     jpeg_quality: int = 95
+    views: int | None = None
     test: tuple[str, ...] = ()  # these cars to test (else the last ``test_cars`` in id order)
 
 
@@ -43,6 +45,16 @@ def _cars(source: Path) -> dict[str, list[str]]:
     for image_id in ids:
         cars.setdefault(car_of(image_id), []).append(image_id)
     return cars
+
+
+def spread(ids: list[str], views: int | None) -> list[str]:
+    """``views`` of a car's ids, evenly spaced in order (2 of 16: ``_01`` and ``_09``, the
+    front and the rear); all of them for None or more views than there are."""
+    if views is None or views >= len(ids):
+        return list(ids)
+    if views < 1:
+        raise ValueError(f"views must be at least 1, got {views}")
+    return [ids[k * len(ids) // views] for k in range(views)]
 
 
 def _resized(image: np.ndarray, mask: np.ndarray, width: int | None
@@ -80,7 +92,7 @@ def make_subset(source: str | Path, out: str | Path, spec: SubsetSpec) -> dict[s
         (kaggle / sub).mkdir(parents=True, exist_ok=True)
     rows: dict[str, list[tuple[str, str]]] = {"train": [], "test": []}
     for split, chosen in (("train", train), ("test", test)):
-        for image_id in (i for car in chosen for i in cars[car]):
+        for image_id in (i for car in chosen for i in spread(cars[car], spec.views)):
             image = read_image(source / "train" / f"{image_id}.jpg")
             mask = read_mask(source / "train_masks" / f"{image_id}_mask.gif")
             image, mask = _resized(image, mask, spec.width)
@@ -99,7 +111,8 @@ def make_subset(source: str | Path, out: str | Path, spec: SubsetSpec) -> dict[s
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: carvana-subset SOURCE OUT [--test-cars N] [--train-cars N] [--width W]."""
+    """Command line: carvana-subset SOURCE OUT [--test-cars N] [--train-cars N] [--width W]
+    [--views V]."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", help="a Kaggle-layout folder with train/ and train_masks/")
     parser.add_argument("out", help="where to write kaggle/ and truth/")
@@ -108,9 +121,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="this car to test (repeat for more; overrides --test-cars)")
     parser.add_argument("--train-cars", type=int, default=None)
     parser.add_argument("--width", type=int, default=None, help="resize to this width")
+    parser.add_argument("--views", type=int, default=None,
+                        help="this many photos of each car, spread over its angles")
     args = parser.parse_args(argv)
     split = make_subset(args.source, args.out, SubsetSpec(
-        test_cars=args.test_cars, train_cars=args.train_cars, width=args.width))
+        test_cars=args.test_cars, train_cars=args.train_cars, width=args.width,
+        views=args.views))
     print(f"train cars {', '.join(split['train'])}; test cars {', '.join(split['test'])}; "
           f"data_dir={Path(args.out) / 'kaggle'} truth={Path(args.out) / 'truth/test_masks.csv'}")
 
