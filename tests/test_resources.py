@@ -13,6 +13,7 @@ from PIL import Image
 from snakemake.utils import validate
 from wfutil import REPO, copy_workflow, snakemake
 
+from carvana import model_size as ms
 from carvana import resources as rs
 from carvana import workflow as wf
 
@@ -44,14 +45,59 @@ def test_model_width_follows_the_parameters() -> None:
 
 
 def test_tiramisu_presets_match_the_architecture() -> None:
-    """resources keeps its own copy (no torch at DAG-build time); it must equal the model's."""
+    """model_size keeps its own copy (no torch at DAG-build time); it must equal the model's."""
     from carvana.models.tiramisu import COMMON, PRESETS
 
-    assert set(rs.TIRAMISU_WIDTH) == set(PRESETS)
-    for name, (first, layers, growth) in rs.TIRAMISU_WIDTH.items():
-        assert (first, layers, growth) == (COMMON["first_filters"],
-                                           PRESETS[name]["down_blocks"][0],
-                                           PRESETS[name]["growth_rate"])
+    assert set(ms.TIRAMISU_PRESETS) == set(PRESETS)
+    for name, (first, down, bottleneck, growth) in ms.TIRAMISU_PRESETS.items():
+        assert (first, list(down), bottleneck, growth) == (
+            COMMON["first_filters"], PRESETS[name]["down_blocks"],
+            PRESETS[name]["bottleneck_layers"], PRESETS[name]["growth_rate"])
+
+
+def every_preset_model() -> list[tuple[str, str, dict, int]]:
+    """(label, arch, params, input channels) of every model of every preset, and variants."""
+    out = []
+    for name in ("config.yaml", "configs/tiny.yaml", "configs/carvana-cpu.yaml",
+                 "configs/carvana-full.yaml"):
+        config = preset(name)
+        for model in config["models"]:
+            spec = wf.model_spec(config, model)
+            out.append((f"{name}:{model}", spec["arch"], spec["params"],
+                        4 if spec.get("depth_from") else 3))
+    return out + [
+        ("unet transpose, capped", "unet", {"initial_filters": 8, "depth": 3,
+                                            "upsample": "transpose", "max_filters": 32}, 3),
+        ("inception transpose", "inception_unet", {"initial_filters": 8, "depth": 3,
+                                                   "upsample": "transpose"}, 4),
+        ("fcdensenet67, short up path", "tiramisu", {"preset": "fcdensenet67",
+                                                     "up_blocks": [2, 2, 2, 2, 2]}, 4),
+        ("lite1", "efficientnet_unet", {"encoder": "lite1"}, 3)]
+
+
+@pytest.mark.parametrize(("label", "arch", "params", "channels"), every_preset_model())
+def test_parameter_counts_equal_the_built_networks(label: str, arch: str, params: dict,
+                                                   channels: int) -> None:
+    from carvana.models import count_parameters, create_model
+
+    built = create_model(arch, in_channels=channels,
+                         **{**params, **({"pretrained": False} if "encoder" in params else {})})
+    assert ms.parameter_count(arch, params, channels) == count_parameters(built), label
+
+
+def test_weights_count_in_the_memory_request() -> None:
+    """The original 34.6 M-parameter U-Nets: weights, gradients, RMSprop's moment and the
+    loop's two copies in training (measured: 1.25 GB peak at 128 px for 1.0 GB declared
+    without them), two copies in prediction."""
+    full = preset("configs/carvana-full.yaml")
+    spec = wf.model_spec(full, "unet128")
+    assert rs.weights_mb(spec, "train") == pytest.approx(34527041 * 4 * 5 / 2**20)
+    assert rs.weights_mb(spec, "predict") == pytest.approx(34527041 * 4 * 2 / 2**20)
+    adam = copy.deepcopy(spec)
+    adam["train"]["optimizer"] = "adam"
+    assert rs.weights_mb(adam, "train") == pytest.approx(34527041 * 4 * 6 / 2**20)
+    spec["train"]["batch_size"] = 1  # as tests/test_full_preset.py ran it: 1249 MiB peak
+    assert rs.train_mem_mb(full, spec, rs.DataShape(1918, 1280, 1)) >= 1249 * 2**20 / 1e6
 
 
 def test_data_shape_of_synthetic_and_real_folders(tmp_path: Path) -> None:

@@ -4,16 +4,19 @@ A model job's peak memory is its process (Python, torch, the package, Snakemake'
 plus what one batch takes, which grows with the batch's pixels and the network's width:
 
     mem_mb  = BASE_MB + fixed[arch] + SAFETY x mb[arch] x width x megapixels of the batch
-              + the training images cached in RAM + the batch's decoded full-size photos
+              + the weights' float32 copies + the training images cached in RAM
+              + the batch's decoded full-size photos
 
 (a training job: the larger of a training step and a validation forward on whole tiles). Its
 time is start-up plus its steps (or batches) at ``s[arch]`` seconds per megapixel, scaled by
 ``(width / reference width)^2`` for wider networks than the calibrated one, plus reading the
 photos, times ``TIME_SAFETY``. ``width`` is the network's channel width at full resolution
-(``model_width``). The coefficients were measured by ``benchmarks/memory_calibration.py``
-(peak RSS and one core's CPU time of a training step and of a prediction batch, each in a
-fresh process) on the CPU: on a GPU the activations live on the device, so GPU presets set
-numbers.
+(``model_width``). The weights'
+copies (``WEIGHT_COPIES``) come from the network's parameter count (carvana.model_size): the
+original U-Nets' 34.6 M parameters are 0.7 GB of them in training. The coefficients were
+measured by ``benchmarks/memory_calibration.py`` (peak RSS and one core's CPU time of a
+training step and of a prediction batch, each in a fresh process) on the CPU: on a GPU the
+activations live on the device, so GPU presets set numbers.
 
 Precedence (config ``resources:``): an integer at ``resources.<train|predict>.<mem_mb|runtime>``
 is every such job's request; ``auto`` (the default) is this formula. Snakemake's
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from carvana.io import image_size
+from carvana.model_size import parameter_count, tiramisu_structure
 from carvana.tiling import tile_geometry
 
 #: The Kaggle photos' size, assumed when the data folder has no readable test image yet
@@ -86,10 +90,11 @@ COSTS: dict[str, ArchCost] = {
                                   infer_fixed_mb=80, train_s=5.3, infer_s=1.9, ref_width=1),
 }
 
-#: Tiramisu presets as (first conv maps, first dense block's layers, growth rate), from
-#: carvana.models.tiramisu.PRESETS and COMMON (a test keeps them equal).
-TIRAMISU_WIDTH = {"fcdensenet56": (48, 4, 12), "fcdensenet67": (48, 5, 16),
-                  "fcdensenet103": (48, 4, 16), "original": (48, 4, 16)}
+#: Float32 copies of the weights a job holds beside its activations. Training: the weights,
+#: their gradients, the optimizer's moments (``OPTIMIZER_MOMENTS``) and the training loop's
+#: initial and best weights; prediction: the weights and the checkpoint they were loaded from.
+WEIGHT_COPIES = {"train": 4, "predict": 2}
+OPTIMIZER_MOMENTS = {"adam": 2, "rmsprop": 1, "sgd": 1}
 #: EfficientNet-Lite encoders: training activations relative to Lite0 (Lite2 measured: 1.22;
 #: Lite1, as wide as Lite0 and a little deeper, assumed between).
 ENCODER_SCALE = {"lite0": 1.0, "lite1": 1.1, "lite2": 1.2}
@@ -107,15 +112,22 @@ def model_width(arch: str, params: dict[str, Any]) -> float:
     if arch == "inception_unet":
         return float(params.get("initial_filters", 32))
     if arch == "tiramisu":
-        first, layers, growth = TIRAMISU_WIDTH[params.get("preset") or "fcdensenet56"]
-        first = params.get("first_filters") or first
-        layers = (params.get("down_blocks") or [layers])[0]
-        growth = params.get("growth_rate") or growth
-        return (first + layers * growth) / 8
+        first, down, _, growth, _ = tiramisu_structure(params)
+        return (first + down[0] * growth) / 8
     if arch == "efficientnet_unet":
         decoder = params.get("decoder_channels") or [256, 128, 64, 32, 16]
         return ENCODER_SCALE[params.get("encoder", "lite0")] * decoder[-1] / 16
     raise ValueError(f"no resource model for architecture {arch!r} (known: {sorted(COSTS)})")
+
+
+def weights_mb(spec: dict[str, Any], job: str) -> float:
+    """MB of the float32 copies of the weights (``WEIGHT_COPIES``) a ``train`` or ``predict``
+    job of ``spec`` holds."""
+    copies = WEIGHT_COPIES[job]
+    if job == "train":
+        copies += OPTIMIZER_MOMENTS.get(spec["train"].get("optimizer", "adam"), 2)
+    count = parameter_count(spec["arch"], spec.get("params") or {}, _channels(spec))
+    return count * 4 * copies / 2**20
 
 
 @dataclass(frozen=True)
@@ -250,18 +262,19 @@ def train_mem_mb(config: dict[str, Any], spec: dict[str, Any], shape: DataShape)
     activations = width * max(cost.train_mb * step.mpx, cost.infer_mb * val.mpx)
     decoded = step.images * shape.mpx * 8  # a batch's photos and masks while they load
     return _round_mb(BASE_MB + cost.train_fixed_mb + SAFETY * activations
-                     + _cache_mb(spec, val, shape) + decoded)
+                     + weights_mb(spec, "train") + _cache_mb(spec, val, shape) + decoded)
 
 
 def predict_mem_mb(config: dict[str, Any], spec: dict[str, Any], shape: DataShape,
                    images: int | None = None) -> int:
     """Peak memory (MB) of a prediction job of ``spec``: a batch's forward pass, its full-size
-    photos and (tile models) their stitched float maps. ``images``: a batch of that many."""
+    photos and (tile models) their stitched float maps, and its weights. ``images``: a batch
+    of that many."""
     cost, width = _cost(spec)
     batch = predict_batch(config, spec, shape, images)
     decoded = batch.images * shape.mpx * 16
     return _round_mb(BASE_MB + cost.infer_fixed_mb + SAFETY * cost.infer_mb * width * batch.mpx
-                     + decoded)
+                     + weights_mb(spec, "predict") + decoded)
 
 
 def _speed(cost: ArchCost, width: float) -> float:
