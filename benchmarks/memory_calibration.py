@@ -4,7 +4,7 @@ Run by hand:  python benchmarks/memory_calibration.py [--quick]
 
 For each architecture (unet, efficientnet_unet, tiramisu, inception_unet, with the presets'
 parameters; plus a narrower U-Net and the Lite2 encoder to check how the cost scales with
-``carvana.resources.model_width``) and a couple of batch shapes, a fresh Python process
+``carvana.resources.memory_width``) and a couple of batch shapes, a fresh Python process
 imports what a model job imports, builds the model, then either trains it for a few steps
 (``carvana.training.train``: the real loop with augmentation, loss, optimizer, one validation)
 or predicts a batch (``carvana.predict.predict_to_dir``), and reports:
@@ -148,11 +148,11 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(*json.loads(args.child))))
         return
-    from carvana.resources import model_width
+    from carvana.resources import memory_width
 
     rows = []
     for label, arch, params in VARIANTS:
-        width = model_width(arch, params)
+        width = memory_width(arch, params)
         for mode, inputs, side in QUICK_POINTS if args.quick else POINTS:
             m = measure(arch, params, mode, inputs, side)
             wmpx = width * inputs * side * side / 1e6

@@ -100,6 +100,17 @@ def test_weights_count_in_the_memory_request() -> None:
     assert rs.train_mem_mb(full, spec, rs.DataShape(1918, 1280, 1)) >= 1249 * 2**20 / 1e6
 
 
+def test_tiramisu_memory_width_counts_its_dense_blocks() -> None:
+    """The calibrated Tiramisu keeps its width; the presets' deeper ones weigh more than their
+    first block says (measured 4.3x and 2.8x the calibrated MB per megapixel)."""
+    assert rs.memory_width("tiramisu", rs.TIRAMISU_CALIBRATED) == pytest.approx(5.0)
+    assert rs.model_width("tiramisu", rs.TIRAMISU_CALIBRATED) == 5.0
+    assert 4.3 <= rs.memory_width("tiramisu", {"preset": "original"}) / 5 <= 5.0
+    assert 2.8 <= rs.memory_width("tiramisu", {"preset": "fcdensenet56"}) / 5 <= 3.2
+    assert rs.memory_width("unet", {"initial_filters": 8}) == rs.model_width(
+        "unet", {"initial_filters": 8})
+
+
 def test_data_shape_of_synthetic_and_real_folders(tmp_path: Path) -> None:
     assert rs.data_shape(TINY) == rs.DataShape(96, 64, 48)  # 3 train cars x 16 views
     for folder in ("test", "train"):

@@ -1,4 +1,5 @@
-"""How big a network is, without building it: its parameter count. No torch here: the Snakefile uses these (through carvana.resources) while it
+"""How big a network is, without building it: its parameter count and the FC-DenseNet's
+activation width. No torch here: the Snakefile uses these (through carvana.resources) while it
 builds the DAG. tests/test_resources.py checks every count against the built network.
 """
 
@@ -115,6 +116,15 @@ def tiramisu_parameters(params: dict[str, Any], in_channels: int = 3) -> int:
     total += sum(_conv(n, n, bn=False) for n in news[:-1])  # transposed convolutions up
     _, c_last, l_last = blocks[-1]
     return total + c_last + l_last * growth + 1
+
+
+def tiramisu_activations(params: dict[str, Any]) -> float:
+    """What a Tiramisu keeps for its backward pass per input pixel, in channels: every dense
+    layer's input (the growing concatenation) and twice its new maps (convolution, dropout),
+    weighted by its level's share of the pixels."""
+    growth = tiramisu_structure(params)[3]
+    return sum(sum(c_in + (i + 2) * growth for i in range(layers)) / 4**level
+               for level, c_in, layers in _dense_levels(params))
 
 
 def efficientnet_parameters(params: dict[str, Any], in_channels: int = 3) -> int:
