@@ -81,8 +81,12 @@ def run_split(name: str, test_cars: list[str], args: argparse.Namespace) -> dict
     for part in PARTS:
         src = REPO / part
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, work / part)
+    for extra in args.configfile:
+        if not (work / extra).exists():  # an override file from outside the repo
+            shutil.copy2(extra, work / Path(extra).name)
+    args.configfile = [c if (REPO / c).exists() else Path(c).name for c in args.configfile]
     cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "snakemake", "--cores",
-           str(args.cores), "submission", "--configfile", args.configfile, "--config",
+           str(args.cores), "submission", "--configfile", *args.configfile, "--config",
            f"data_dir={root / 'data' / 'kaggle'}", f"truth={truth_csv}"]
     load0, start = os.getloadavg()[0], time.monotonic()
     proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
@@ -154,7 +158,8 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="a scratch folder (runs, data, JSON)")
     parser.add_argument("--split", action="append", required=True,
                         help="NAME=CAR,CAR: the cars of one split's test set")
-    parser.add_argument("--configfile", default="configs/carvana-cpu.yaml")
+    parser.add_argument("--configfile", nargs="+", default=["configs/carvana-cpu.yaml"],
+                        help="the preset, then any override files (paths in the repo copy)")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--test-copies", type=int, default=1)
     args = parser.parse_args()

@@ -264,10 +264,14 @@ rule ensemble_weights:
         "../scripts/ensemble_weights.py"
 
 
-# `pseudo_labels: rounds: N`: round r's labels of a test shard, from round r-1's ensemble.
+# `pseudo_labels: rounds: N`: round r's labels of a test shard, from round r-1's ensemble
+# (its weights chosen on validation, as the final ensemble's, with `weights: validation`).
 rule pseudo_labels:
     input:
+        unpack(get_data),
         member_preds=lambda wc: [get_test_pred(m, wc.shard) for m in get_pseudo_sources(wc)],
+        member_val=lambda wc: [get_val_pred(m) for m in get_pseudo_sources(wc)],
+        split="results/data/split.csv",
         ingest="results/data/ingest.json",
     output:
         labels=directory("results/pseudo/r{round}/{shard}"),
@@ -279,6 +283,9 @@ rule pseudo_labels:
         ids=lambda wc: SHARDS[wc.shard],
         low=lambda wc: config["pseudo_labels"]["low"],
         high=lambda wc: config["pseudo_labels"]["high"],
+        data_dir=DATA,
+        threshold=get_weight_threshold(),
+        step=config.get("ensemble", {}).get("weight_step", 0.1),
     log:
         "logs/pseudo/r{round}_{shard}.log",
     resources:

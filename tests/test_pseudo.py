@@ -162,8 +162,11 @@ def test_pseudo_rounds_become_models_of_the_dag() -> None:
     spec = wf.model_spec(config, "depth_pl2")
     assert spec["train"]["steps"] == 7 and spec["train"]["lr"] == 0.01
     assert spec["pseudo"] == {"round": 2, "base": "depth"} and spec["depth_from"] == "low"
-    assert wf.pseudo_sources(config, 1) == {"low": 1.0, "tiles": 1.0, "depth": 1.0}
-    assert wf.pseudo_sources(config, 2) == {"low": 1.0, "tiles": 1.0, "depth_pl1": 1.0}
+    assert wf.pseudo_sources(config, 1) == {"low": None, "tiles": None, "depth": None}
+    assert wf.pseudo_sources(config, 2) == {"low": None, "tiles": None, "depth_pl1": None}
+    fixed = wf.with_pseudo_rounds({**pseudo_config(), "ensemble": {
+        "members": ["low", "depth"], "weights": [1, 3]}})
+    assert wf.pseudo_sources(fixed, 2) == {"low": 1, "depth_pl1": 3}
     assert wf.weights_chosen(config)
     assert wf.with_pseudo_rounds({**pseudo_config(), "pseudo_labels": {"rounds": 0}}) == {
         **pseudo_config(), "pseudo_labels": {"rounds": 0}}

@@ -122,19 +122,28 @@ def ensemble_weights_stage(*, member_preds: list[str], members: list[str], data_
         log.warning("%s", note)
 
 
-def pseudo_labels_stage(*, member_preds: list[str], members: dict[str, float], ingest: str,
-                        ids: list[str], low: float, high: float, labels: str,
-                        summary: str) -> None:
+def pseudo_labels_stage(*, member_preds: list[str], members: dict[str, float | None],
+                        ingest: str, ids: list[str], low: float, high: float,
+                        member_val: list[str], data_dir: str, split: str, threshold: float,
+                        step: float, labels: str, summary: str) -> None:
     """One test shard labelled by the members' average, confident pixels only
-    (``carvana.pseudo``)."""
+    (``carvana.pseudo``); weights as configured, or (None) chosen on the validation images
+    from ``member_val`` as the final ensemble's are."""
     info = read_json(ingest)
+    size = (info["width"], info["height"])
+    chosen = None
+    if any(w is None for w in members.values()):
+        load = full_size_loader(member_val, size, lambda i: read_mask(mask_path(data_dir, i)))
+        chosen = choose_weights(list(members), fold_ids(split, "val"), load,
+                                threshold=threshold, step=step)
+        members = chosen.weights
     spec = {name: (d, float(members[name]))
             for name, d in zip(members, member_preds, strict=True)}
-    stats = pseudo_labels_to_dir(spec, ids, size=(info["width"], info["height"]), low=low,
-                                 high=high, out_dir=labels)
-    write_json(summary, {"members": members, "low": low, "high": high, **stats})
-    log.info("pseudo-labels of %d images: %.2f%% of pixels ignored (at most %.2f%% in one)",
-             stats["images"], 100 * stats["ignored_fraction"],
+    stats = pseudo_labels_to_dir(spec, ids, size=size, low=low, high=high, out_dir=labels)
+    write_json(summary, {"members": members, "low": low, "high": high, **stats,
+                         "val_dice": round(chosen.dice, 6) if chosen else None})
+    log.info("pseudo-labels of %d images by %s: %.2f%% of pixels ignored (at most %.2f%% in "
+             "one)", stats["images"], members, 100 * stats["ignored_fraction"],
              100 * stats["max_ignored_fraction"])
 
 

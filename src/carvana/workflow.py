@@ -157,13 +157,12 @@ def with_pseudo_rounds(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def pseudo_sources(config: dict[str, Any], round_: int) -> dict[str, float]:
-    """The models (and weights) whose test average labels round ``round_``: the ensemble of
-    round ``round_ - 1`` (equal weights when the final weights are chosen on validation)."""
+def pseudo_sources(config: dict[str, Any], round_: int) -> dict[str, float | None]:
+    """The models whose test average labels round ``round_`` (the ensemble of round
+    ``round_ - 1``) and their weights: None when chosen on validation, as the final ones."""
     pl = config["pseudo_labels"]
     base_of = {pseudo_name(b, int(pl["rounds"])): b for b in pl.get("models", [])}
-    return {(pseudo_name(base_of[m], round_ - 1) if m in base_of else m):
-            (1.0 if w is None else float(w))
+    return {(pseudo_name(base_of[m], round_ - 1) if m in base_of else m): w
             for m, w in ensemble_members(config).items()}
 
 
