@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import os
 import re
@@ -37,7 +38,10 @@ import numpy as np
 import pandas as pd
 
 from carvana import rle
+from carvana.ensemble import choose_weights, full_size_loader, grid_dice
 from carvana.ids import car_of
+from carvana.io import full_size_prob, mask_path, read_mask
+from carvana.split import fold_ids
 from carvana.subset import SubsetSpec, make_subset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,6 +76,7 @@ def run_split(name: str, test_cars: list[str], args: argparse.Namespace) -> dict
     if root.exists():
         shutil.rmtree(root)
     made = make_subset(args.sample, root / "data", SubsetSpec(test=tuple(test_cars)))
+    (root / "test_cars.json").write_text(json.dumps(test_cars))
     truth_csv = root / "data" / "truth" / "test_masks.csv"
     originals = set(pd.read_csv(truth_csv)["img"])
     if args.test_copies > 1:
@@ -101,7 +106,8 @@ def run_split(name: str, test_cars: list[str], args: argparse.Namespace) -> dict
             "load_start": round(load0, 2), "load_end": round(load1, 2),
             "scores": score(work / "results" / "submission.csv.gz", truth_csv, originals),
             "stages": stage_times(work / "results" / "benchmarks"),
-            "ensemble_weights": _json(work / "results" / "metrics" / "ensemble_weights.json")}
+            "ensemble_weights": _json(work / "results" / "metrics" / "ensemble_weights.json"),
+            "subsets": member_subsets(work, truth_csv, originals)}
 
 
 def score(submission: Path, truth_csv: Path, keep: set[str]) -> dict:
@@ -130,6 +136,42 @@ def stage_times(bench_dir: Path) -> dict[str, float]:
         times[key] = round(times.get(key, 0.0) + float(pd.read_csv(tsv, sep="\t")["s"].iloc[0]),
                            1)
     return times
+
+
+def member_subsets(work: Path, truth_csv: Path, keep: set[str], step: float = 0.1) -> list[dict]:
+    """Every ensemble of the run's trained models (each subset of them): weights chosen on the
+    validation images as the workflow chooses them, then scored on the kept test photos, mean
+    and per car. Answers "which members, and does this lever pay" from one run."""
+    res = work / "results"
+    models = sorted(p.name for p in (res / "models").iterdir() if (p / "weights.pt").exists())
+    val_dir = {m: res / "predict" / m / ("train_all" if (res / "predict" / m / "train_all")
+                                          .exists() else "val") for m in models}
+    test_dir = {m: {p.stem: p.parent for p in (res / "predict" / m / "test").glob("*/*.png")}
+                for m in models}
+    val_ids = fold_ids(res / "data" / "split.csv", "val")
+    truth = pd.read_csv(truth_csv).set_index("img")["rle_mask"]
+    data = Path(json.loads((res / "data" / "ingest.json").read_text())["data_dir"])
+    out = []
+    for k in range(1, len(models) + 1):
+        for subset in itertools.combinations(models, k):
+            load = full_size_loader([val_dir[m] for m in subset], (SHAPE[1], SHAPE[0]),
+                                    lambda i: read_mask(mask_path(data, i)))
+            chosen = choose_weights(list(subset), val_ids, load, threshold=0.5, step=step)
+            grid = np.array([[chosen.weights[m] for m in subset]])
+            per = {}
+            for img in sorted(keep):
+                image_id = img.removesuffix(".jpg")
+                probs = np.stack([full_size_prob(test_dir[m][image_id], image_id,
+                                                 (SHAPE[1], SHAPE[0])) for m in subset])
+                true = rle.decode(truth[img], SHAPE).astype(bool)
+                per[image_id] = float(grid_dice(probs, true, grid, 0.5)[0])
+            table = pd.Series(per)
+            cars = table.groupby([car_of(i) for i in table.index]).mean()
+            out.append({"members": chosen.weights, "val": round(chosen.dice, 6),
+                        "test": round(float(table.mean()), 6),
+                        "test_min_photo": round(float(table.min()), 6),
+                        "test_per_car": {c: round(float(v), 6) for c, v in cars.items()}})
+    return sorted(out, key=lambda r: -r["val"])
 
 
 def _json(path: Path) -> dict | None:
@@ -162,7 +204,18 @@ def main() -> None:
                         help="the preset, then any override files (paths in the repo copy)")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--test-copies", type=int, default=1)
+    parser.add_argument("--subsets-of", default=None, metavar="RUN_DIR",
+                        help="only score every member subset of a finished split: its folder "
+                             "(holding run/ and data/)")
     args = parser.parse_args()
+    if args.subsets_of:
+        root = Path(args.subsets_of)
+        truth_csv = root / "data" / "truth" / "test_masks.csv"
+        keep = {img for img in pd.read_csv(truth_csv)["img"]
+                if any(img.startswith(c) for c in json.loads(
+                    (root / "test_cars.json").read_text()))}
+        print(json.dumps(member_subsets(root / "run", truth_csv, keep), indent=1))
+        return
     runs = []
     for spec in args.split:
         name, cars = spec.split("=", 1)
