@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     split = make_subset(args.source, args.out, SubsetSpec(
         test_cars=args.test_cars, train_cars=args.train_cars, width=args.width,
-        views=args.views))
+        views=args.views, test=tuple(args.test_car)))
     print(f"train cars {', '.join(split['train'])}; test cars {', '.join(split['test'])}; "
           f"data_dir={Path(args.out) / 'kaggle'} truth={Path(args.out) / 'truth/test_masks.csv'}")
 
