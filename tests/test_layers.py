@@ -21,7 +21,8 @@ STAGE_MODULES = ("carvana.stages", "carvana.model_stages", "carvana.figure_stage
 #: module each; imports inside a subpackage are not checked here. "carvana" is the package root.
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # no carvana imports at all: ids, formats and checks on plain numbers and strings
-    ("base", frozenset({"carvana", "ids", "metrics", "rle", "gates", "split", "snake"})),
+    ("base", frozenset({"carvana", "ids", "metrics", "rle", "gates", "split", "snake",
+                        "model_size"})),
     # reading and writing files (images, masks, probabilities, tables, JSON)
     ("io", frozenset({"io"})),
     # descriptions built on io: a person's photos, the prediction chain as data
@@ -57,6 +58,7 @@ LIGHT_MODULES = (
     "carvana.ensemble", "carvana.evaluation", "carvana.comparison", "carvana.ids", "carvana.io",
     "carvana.metrics", "carvana.snake", "carvana.synthetic", "carvana.subset",
     "carvana.resources", "carvana.chain", "carvana.photos", "carvana.bundle", "carvana.pseudo",
+    "carvana.model_size",
 )
 #: The light rules' scripts: they must call carvana.stages.
 LIGHT_SCRIPTS = (
