@@ -17,7 +17,7 @@ import pandas as pd
 
 from carvana.bbox import box_analysis, boxes_from_predictions
 from carvana.comparison import comparison_table
-from carvana.ensemble import choose_weights, ensemble_to_dir, full_size_loader
+from carvana.ensemble import WeightChoice, choose_weights, ensemble_to_dir, full_size_loader
 from carvana.evaluation import evaluate_predictions, write_evaluation
 from carvana.gates import check_box_fallbacks
 from carvana.ingest import ingest
@@ -105,15 +105,20 @@ def ensemble_stage(*, member_preds: list[str], members: dict[str, float | None],
                     (info["width"], info["height"]), preds)
 
 
+def _choose_on_val(members: list[str], val_preds: list[str], *, data_dir: str, split: str,
+                   size: tuple[int, int], threshold: float, step: float) -> WeightChoice:
+    """The members' weights chosen on the validation images (their folders ``val_preds``)."""
+    load = full_size_loader(val_preds, size, lambda i: read_mask(mask_path(data_dir, i)))
+    return choose_weights(members, fold_ids(split, "val"), load, threshold=threshold, step=step)
+
+
 def ensemble_weights_stage(*, member_preds: list[str], members: list[str], data_dir: str,
                            split: str, ingest: str, threshold: float, step: float,
                            choice: str, table: str) -> None:
     """The ensemble's weights chosen on the validation images (``carvana.ensemble``)."""
     info = read_json(ingest)
-    load = full_size_loader(member_preds, (info["width"], info["height"]),
-                            lambda i: read_mask(mask_path(data_dir, i)))
-    chosen = choose_weights(members, fold_ids(split, "val"), load, threshold=threshold,
-                            step=step)
+    chosen = _choose_on_val(members, member_preds, data_dir=data_dir, split=split,
+                            size=(info["width"], info["height"]), threshold=threshold, step=step)
     write_frame(chosen.table, table, float_format="%.6g")
     write_json(choice, chosen.to_json())
     log.info("ensemble weights %s: validation Dice %.6f (alone: %s)", chosen.weights,
@@ -133,9 +138,8 @@ def pseudo_labels_stage(*, member_preds: list[str], members: dict[str, float | N
     size = (info["width"], info["height"])
     chosen = None
     if any(w is None for w in members.values()):
-        load = full_size_loader(member_val, size, lambda i: read_mask(mask_path(data_dir, i)))
-        chosen = choose_weights(list(members), fold_ids(split, "val"), load,
-                                threshold=threshold, step=step)
+        chosen = _choose_on_val(list(members), member_val, data_dir=data_dir, split=split,
+                                size=size, threshold=threshold, step=step)
         members = chosen.weights
     spec = {name: (d, float(members[name]))
             for name, d in zip(members, member_preds, strict=True)}
