@@ -41,6 +41,7 @@ from carvana import rle
 from carvana.ensemble import choose_weights, full_size_loader, grid_dice
 from carvana.ids import car_of
 from carvana.io import full_size_prob, mask_path, read_mask
+from carvana.metrics import dice
 from carvana.split import fold_ids
 from carvana.subset import SubsetSpec, make_subset
 
@@ -117,9 +118,8 @@ def score(submission: Path, truth_csv: Path, keep: set[str]) -> dict:
     with open(truth_csv) as f:
         for row in csv.DictReader(f):
             if row["img"] in keep:
-                pred = rle.decode(sub[row["img"]], SHAPE).astype(bool)
-                true = rle.decode(row["rle_mask"], SHAPE).astype(bool)
-                per[row["img"]] = 2 * (pred & true).sum() / max(pred.sum() + true.sum(), 1)
+                per[row["img"]] = dice(rle.decode(sub[row["img"]], SHAPE),
+                                       rle.decode(row["rle_mask"], SHAPE))
     table = pd.Series(per)
     cars = table.groupby([car_of(i.removesuffix(".jpg")) for i in table.index])
     return {"mean": round(float(table.mean()), 6), "min_photo": round(float(table.min()), 6),
