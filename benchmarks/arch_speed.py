@@ -15,8 +15,8 @@ import pandas as pd
 import torch
 import yaml
 
+from carvana.losses import bce_dice_loss
 from carvana.models import count_parameters, create_model
-from carvana.training import bce_dice_loss
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -40,10 +40,11 @@ from carvana.bbox import box_from_mask
 from carvana.chain import lowres_hw
 from carvana.checkpoint import read_torch
 from carvana.io import read_image, read_mask, resize_mask
+from carvana.losses import bce_dice_loss
 from carvana.models import build_for_loading, create_model
 from carvana.predict import load_model
+from carvana.tensors import to_input
 from carvana.tiling import cut_tiles, tile_geometry, tile_rows
-from carvana.training import bce_dice_loss, to_input
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO.parent / "shared" / "carvana-sample"

@@ -41,8 +41,8 @@ def child(arch_key: str, channels: int, side: int, images: int, repeats: int,
     """One setting, in this process: median seconds per step and peak RSS in MB."""
     import torch
 
+    from carvana.losses import bce_dice_loss
     from carvana.models import create_model
-    from carvana.training import bce_dice_loss
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # torch (device, tensors, checkpoints, schedules, architectures, datasets)
     ("parts", frozenset({
         "augment", "tiling", "ingest", "comparison", "ensemble", "evaluation", "synthetic", "subset",
-        "plots", "device", "tensors", "checkpoint", "schedule", "models", "data", "bundle",
+        "plots", "device", "tensors", "checkpoint", "schedule", "models", "data", "bundle", "losses",
     })),
     # what combines parts: boxes, the submission, figures, job resources, training, and the
     # runtimes that run a model's forward passes (torch, ONNX Runtime, OpenVINO)

@@ -13,10 +13,10 @@ from carvana import workflow as wf
 from carvana.chain import needed_models
 from carvana.ensemble import choose_weights, grid_dice, weight_grid
 from carvana.io import IGNORE, DataError, read_labels, write_labels, write_prob
+from carvana.losses import bce_dice_loss, split_labels
 from carvana.metrics import dice
 from carvana.pseudo import labels_from_prob, pseudo_labels_to_dir
 from carvana.stages import ensemble_stage, member_weights
-from carvana.training import bce_dice_loss, split_labels
 
 ID = "0123456789ab_01"
 

@@ -24,9 +24,11 @@ KILL_ENV = "CARVANA_TEST_KILL_AT_STEP"
 MODEL_PARAMS = {"initial_filters": 4, "depth": 2}
 
 # 16 images, batch 4: 4 steps an epoch; cosine after warm-up, a frozen encoder for the first
-# 8 steps, a checkpoint every 3 steps, a one-epoch fine-tune: 12 + 4 = 16 steps in all.
+# 8 steps, a checkpoint every 3 steps, a one-epoch fine-tune with the Lovász hinge: 12 + 4 = 16
+# steps in all, and an average of the weights (its state is resumed too).
 RESUME_CFG = {"steps": 12, "batch_size": 4, "warmup_steps": 3, "schedule": "cosine",
-              "freeze_encoder_steps": 8, "checkpoint_every_steps": 3, "fine_tune_epochs": 1}
+              "freeze_encoder_steps": 8, "checkpoint_every_steps": 3, "fine_tune_epochs": 1,
+              "fine_tune_loss": "lovasz", "ema": 0.5}
 
 
 class Blobs(Dataset):

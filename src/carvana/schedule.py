@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch.utils.data import Sampler
@@ -74,6 +74,7 @@ class Phase:
     lr: float
     schedule: str
     warmup: int
+    loss: str = "bce_dice"
 
 
 class PhaseSettings(Protocol):
@@ -86,6 +87,8 @@ class PhaseSettings(Protocol):
     warmup_steps: int
     fine_tune_epochs: int
     fine_tune_lr_factor: float
+    loss: str
+    fine_tune_loss: str | None
 
 
 def plan_phases(cfg: PhaseSettings, steps_per_epoch: int) -> list[Phase]:
@@ -133,3 +136,34 @@ class Progress:
     loss_sum: float = 0.0  # training loss since the last validation
     loss_count: int = 0
     seconds: float = 0.0  # training time of earlier (killed) processes
+
+
+class ExponentialAverage:
+    """An exponential moving average of a model's weights (floating tensors, buffers included;
+    others copied). The decay warms up as timm's ModelEmaV3 does, min(decay, (1 + n) / (10 + n))
+    after n updates, so a short run's average is not held back by its starting weights."""
+
+    def __init__(self, state: dict[str, torch.Tensor], decay: float) -> None:
+        self.decay, self.updates = decay, 0
+        self.state = {k: v.detach().clone() for k, v in state.items()}
+
+    @torch.no_grad()
+    def update(self, state: dict[str, torch.Tensor]) -> None:
+        """Move the average toward ``state`` (the model's weights after a step)."""
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for name, value in state.items():
+            mine = self.state[name]
+            if mine.is_floating_point():
+                mine.lerp_(value.detach().to(mine.dtype), 1 - decay)
+            else:
+                mine.copy_(value)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resume file keeps of it."""
+        return {"updates": self.updates, "state": self.state}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        """Carry on from ``state_dict()``'s dict."""
+        self.updates = int(saved["updates"])
+        self.state = {k: v.clone() for k, v in saved["state"].items()}

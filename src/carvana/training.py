@@ -1,10 +1,11 @@
-"""Training loop shared by every model: BCE + soft dice, counted in optimizer steps.
+"""Training loop shared by every model: a loss by name (carvana.losses), in optimizer steps.
 
 A run is a budget of optimizer steps (``steps``, or ``epochs`` x steps per epoch), a per-step
 learning-rate schedule (linear warm-up, then constant with plateau cuts, cosine, or one-cycle),
 validation every epoch or every ``eval_every_steps``, early stopping and plateau cuts only after
 ``min_steps``, an optionally frozen encoder for the first steps, and an optional fine-tune
-phase at a lower learning rate. With ``resume_path`` it writes everything it needs to carry on
+phase at a lower learning rate (and optionally another loss), and optionally an exponential
+average of the weights (``ema``) that is validated and kept instead of the raw weights. With ``resume_path`` it writes everything it needs to carry on
 after a kill, atomically, and a rerun carries on to the same final weights.
 """
 
@@ -24,7 +25,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
@@ -44,10 +44,11 @@ from carvana.checkpoint import (  # noqa: F401
     set_rng_state,
 )
 from carvana.device import native_cpu_bf16
-from carvana.io import IGNORE
+from carvana.losses import LOSSES, bce_dice_loss, segmentation_loss, split_labels
 from carvana.schedule import (
     SCHEDULES,
     EpochSampler,
+    ExponentialAverage,
     Phase,
     Plateau,
     Progress,
@@ -84,6 +85,9 @@ class TrainConfig:
     min_lr_factor: float = 0.01
     fine_tune_epochs: int = 0
     fine_tune_lr_factor: float = 0.1
+    loss: str = "bce_dice"
+    fine_tune_loss: str | None = None  # None: the main phase's loss
+    ema: float = 0.0  # decay of an average of the weights that validates and is kept; 0: off
     plateau_patience: int = 2
     plateau_factor: float = 0.5
     early_stopping_patience: int = 5
@@ -107,6 +111,12 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"training {name} must be at least 1 (or null), got {value}")
+        for name in ("loss", "fine_tune_loss"):
+            if getattr(self, name) not in (*LOSSES, None) or self.loss is None:
+                raise ValueError(f"training {name} {getattr(self, name)!r}: use one of "
+                                 f"{', '.join(LOSSES)}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"training ema is a decay in [0, 1) (0: off), got {self.ema}")
         for name in ("warmup_steps", "min_steps", "freeze_encoder_steps", "fine_tune_epochs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"training {name} must be >= 0, got {getattr(self, name)}")
@@ -130,32 +140,6 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
-
-
-def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0,
-                  valid: torch.Tensor | None = None) -> torch.Tensor:
-    """BCE + (1 - soft dice) over the batch, as the original (soft dice with smooth 1).
-    ``valid`` (same shape, 0 or 1) leaves the pixels where it is 0 out of both terms."""
-    logits = logits.float()
-    prob = torch.sigmoid(logits)
-    if valid is None:
-        bce = F.binary_cross_entropy_with_logits(logits, target)
-        inter, total = (prob * target).sum(), prob.sum() + target.sum()
-    else:
-        bce = (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * valid
-               ).sum() / valid.sum().clamp(min=1)
-        inter, total = (prob * target * valid).sum(), (prob * valid).sum() + (target * valid).sum()
-    soft_dice = (2 * inter + smooth) / (total + smooth)
-    return bce + (1 - soft_dice)
-
-
-def split_labels(y: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    """Labels (N, 1, H, W) of 0, 1 and IGNORE as (N, 2, H, W) target and validity channels
-    (augmented together), and whether any pixel is ignored; without one, ``y`` unchanged."""
-    ignored = bool((y == IGNORE).any())
-    if not ignored:
-        return y, False
-    return torch.cat([(y == 1).float(), (y != IGNORE).float()], 1), True
 
 
 def batch_dice(logits: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
@@ -241,6 +225,7 @@ class _Trainer:
                         "(AVX512-BF16/AMX): the steps will be emulated and slower; set "
                         "`training: cpu_bf16: false` here")
         self.initial_state = copy.deepcopy(model.state_dict())
+        self.ema = ExponentialAverage(model.state_dict(), cfg.ema) if cfg.ema else None
         self.best_state = self.initial_state
         self.rows: list[dict[str, Any]] = []
         self.p = Progress()
@@ -259,6 +244,8 @@ class _Trainer:
         if saved is None:
             if phase.name == "fine_tune":
                 self.model.load_state_dict(self.best_state)
+                if self.ema is not None:
+                    self.ema = ExponentialAverage(self.best_state, self.cfg.ema)
             p = self.p
             p.phase, p.phase_step, p.position, p.stale, p.stopped = index, 0, 0, 0, False
             self.plateau = Plateau(self.cfg.plateau_patience, self.cfg.plateau_factor)
@@ -327,10 +314,13 @@ class _Trainer:
         x = x.contiguous(memory_format=torch.channels_last)
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
-            loss = bce_dice_loss(self.model(x), y[:, :1], valid=y[:, 1:] if ignored else None)
+            loss = segmentation_loss(self.phases[p.phase].loss, self.model(x), y[:, :1],
+                                     valid=y[:, 1:] if ignored else None)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(self.model.state_dict())
         self.last_lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         p.step, p.phase_step = p.step + 1, p.phase_step + 1
@@ -348,7 +338,7 @@ class _Trainer:
     def validate(self, phase: Phase) -> None:
         """Validate; a history row, best weights, plateau cut and early stop (after min_steps)."""
         cfg, p = self.cfg, self.p
-        val_loss, val_dice = evaluate(self.model, self.val_loader, self.device, cfg.amp)
+        val_loss, val_dice = self.evaluate()
         may_act = p.step >= cfg.min_steps
         if cfg.schedule == "plateau" and self.plateau.update(val_dice, may_cut=may_act):
             for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs,
@@ -367,13 +357,25 @@ class _Trainer:
                  p.step, row["epoch"], phase.name, row["train_loss"], val_loss, val_dice)
         if val_dice > p.best_dice:
             p.best_dice, p.best_step, p.best_epoch = val_dice, p.step, row["epoch"]
-            self.best_state = copy.deepcopy(self.model.state_dict())
+            self.best_state = copy.deepcopy(self.ema.state if self.ema is not None
+                                            else self.model.state_dict())
             p.stale = 0
         else:
             p.stale += 1
             if p.stale >= cfg.early_stopping_patience and may_act:
                 log.info("early stopping: no validation gain for %d validations", p.stale)
                 p.stopped = True
+
+    def evaluate(self) -> tuple[float, float]:
+        """Validation loss and Dice of the weights this run keeps: the average's with ``ema``."""
+        if self.ema is None:
+            return evaluate(self.model, self.val_loader, self.device, self.cfg.amp)
+        raw = copy.deepcopy(self.model.state_dict())
+        self.model.load_state_dict(self.ema.state)
+        try:
+            return evaluate(self.model, self.val_loader, self.device, self.cfg.amp)
+        finally:
+            self.model.load_state_dict(raw)
 
     def elapsed(self) -> float:
         """Training seconds, earlier killed processes included."""
@@ -391,6 +393,7 @@ class _Trainer:
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "scaler": self.scaler.state_dict(), "plateau": dataclasses.asdict(self.plateau),
             "progress": progress, "history": self.rows,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "rng": {**rng_state(), "shuffle": self.shuffle_gen.get_state(),
                     "loader": self.loader_gen.get_state()}})
 
@@ -399,6 +402,8 @@ class _Trainer:
         self.model.load_state_dict(saved["model"])
         self.best_state = saved["best_state"]
         self.rows = list(saved["history"])
+        if self.ema is not None:
+            self.ema.load_state_dict(saved["ema"])
         self.p = Progress(**saved["progress"])
         self.plateau = Plateau(**saved["plateau"])
         if self.p.phase < len(self.phases):
