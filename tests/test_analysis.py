@@ -166,6 +166,27 @@ def test_worst_predictions(predictions: tuple[Path, Path, Path], tmp_path: Path)
     assert written["rank"].tolist() == [1, 2, 3]
     assert written["dice_full_res"].is_monotonic_increasing
     assert worst["id"].tolist() == written["id"].tolist()
+    wrong = written["fp_px"] + written["fn_px"]
+    assert (wrong == written["wrong_within_3px"] + written["wrong_beyond_3px"]).all()
+    assert (written["wrong_within_1px"] <= written["wrong_within_3px"]).all()
+
+
+def test_errors_by_edge_distance_known_values() -> None:
+    from carvana.analysis.worst import errors_by_edge_distance
+
+    truth = np.zeros((20, 20), bool)
+    truth[5:15, 5:15] = True
+    shifted = np.roll(truth, 1, axis=1)  # one column missed on the left, one extra on the right
+    assert errors_by_edge_distance(truth, shifted) == {
+        "fp_px": 10, "fn_px": 10, "wrong_within_1px": 20, "wrong_within_3px": 20,
+        "wrong_beyond_3px": 0}
+    blob = truth.copy()
+    blob[0:2, 0:2] = True  # 4 extra pixels at least 4.2 px from the square
+    blob[8:10, 8:10] = False  # 4 missed pixels 3-4 px inside the edge
+    counts = errors_by_edge_distance(truth, blob)
+    assert counts == {"fp_px": 4, "fn_px": 4, "wrong_within_1px": 0, "wrong_within_3px": 0,
+                      "wrong_beyond_3px": 8}
+    assert errors_by_edge_distance(truth, truth)["fp_px"] == 0
 
 
 def test_worst_k_larger_than_the_validation_set(
@@ -230,7 +251,8 @@ def test_worst_test_photos(predictions: tuple[Path, Path, Path], tmp_path: Path)
                           what="test", column="dice_ensemble", threshold=0.5)
     png_ok(tmp_path / "w.png")
     written = pd.read_csv(tmp_path / "w.csv", dtype=str)
-    assert list(written.columns) == ["rank", "id", "car", "dice_ensemble"]
+    assert list(written.columns) == ["rank", "id", "car", "dice_ensemble", "fp_px", "fn_px",
+                                     "wrong_within_1px", "wrong_within_3px", "wrong_beyond_3px"]
     assert written["id"].tolist() == IDS[::-1][:2]  # one from each shard folder
 
 

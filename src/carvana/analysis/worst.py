@@ -1,5 +1,6 @@
 """Figure 3, the worst predictions: the k worst validation (or, with kept truth, test) photos of
-a model, one row each (image, truth, predicted probability, error overlay)."""
+a model, one row each (image, truth, predicted probability, error overlay), and where each
+photo's wrong pixels lie: on the true edge, near it, or farther (a blob)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ FN_COLOR = np.array([30, 90, 240], dtype=np.float32)  # false negative: blue
 #: Width in pixels at which every image of the figure is shown.
 DISPLAY_WIDTH = 400
 HEADERS = ["image", "truth", "predicted probability", "errors: FP red, FN blue"]
+#: The distance bands (pixels from the true edge) the wrong pixels are counted in.
+EDGE_BANDS = (1, 3)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,22 @@ def error_overlay(
     return out.astype(np.uint8)
 
 
+def errors_by_edge_distance(truth: np.ndarray, pred: np.ndarray) -> dict[str, int]:
+    """Wrong pixels of ``pred`` against ``truth`` (bool, same shape): false positives, false
+    negatives, and how many lie within 1 and 3 px of the true edge (the edge ring is 1 px away:
+    a car pixel touching the background, or a background pixel touching the car) or farther."""
+    t = truth.astype(np.uint8)
+    inside = cv2.distanceTransform(t, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    outside = cv2.distanceTransform(1 - t, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    wrong = pred != truth
+    dist = np.where(truth, inside, outside)[wrong]
+    near, close = EDGE_BANDS
+    return {"fp_px": int((pred & ~truth).sum()), "fn_px": int((truth & ~pred).sum()),
+            f"wrong_within_{near}px": int((dist <= near).sum()),
+            f"wrong_within_{close}px": int((dist <= close).sum()),
+            f"wrong_beyond_{close}px": int((dist > close).sum())}
+
+
 def _any_error(errors: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A boolean error map shrunk to ``size`` (width, height): true where any pixel erred, grown
     by one display pixel."""
@@ -142,14 +161,15 @@ def worst_photos(
     positives (extra pixels) red, false negatives (missed pixels) blue. Images are shown
     ``DISPLAY_WIDTH`` pixels wide; the caption of a row gives its ``column`` (the Dice).
     """
-    write_frame(worst, out_csv, float_format="%.6g")
     n = len(worst)
     first = read_image(photos.images / f"{validate_id(worst['id'].iloc[0])}.jpg")
     fig, axes = _grid(n, aspect=first.shape[0] / first.shape[1])
+    counts = []
     for row, rec in enumerate(worst.to_dict("records")):
         image, truth, prob = _load(rec["id"], photos)
-        _worst_row(axes[row], f"#{rec['rank']}  {rec['id']}   Dice {rec[column]:.4f}",
-                   image=image, truth=truth, prob=prob, threshold=threshold)
+        counts.append(_worst_row(axes[row], f"#{rec['rank']}  {rec['id']}   Dice "
+                                 f"{rec[column]:.4f}", image=image, truth=truth, prob=prob,
+                                 threshold=threshold))
         if row == 0:
             for ax, header in zip(axes[row], HEADERS, strict=True):
                 ax.set_title(header, fontsize=11, pad=22)
@@ -161,6 +181,8 @@ def worst_photos(
         va="top",
     )
     save(fig, out_png)
+    worst = pd.concat([worst, pd.DataFrame(counts, index=worst.index)], axis=1)
+    write_frame(worst, out_csv, float_format="%.6g")
     return worst
 
 
@@ -203,25 +225,29 @@ def _worst_row(
     truth: np.ndarray,
     prob: np.ndarray,
     threshold: float,
-) -> None:
+) -> dict[str, int]:
     """One image's four panels (image, truth, probability, errors) and its caption (followed
-    by the counts of false-positive and false-negative pixels)."""
+    by the counts of false-positive and false-negative pixels, and the share of wrong pixels
+    within 3 px of the true edge); the counts of ``errors_by_edge_distance``."""
     pred = prob >= threshold
     _image_panel(axes[0], _shrink(image, DISPLAY_WIDTH))
     _image_panel(axes[1], _shrink(truth, DISPLAY_WIDTH), cmap="gray", vmin=0, vmax=1)
     _image_panel(axes[2], _shrink(prob, DISPLAY_WIDTH), cmap="magma", vmin=0, vmax=1)
     _image_panel(axes[3], error_overlay(image, truth, pred, DISPLAY_WIDTH))
-    fp, fn = int((pred & ~truth).sum()), int((truth & ~pred).sum())
+    counts = errors_by_edge_distance(truth, pred)
+    fp, fn, close = counts["fp_px"], counts["fn_px"], EDGE_BANDS[1]
+    edge = counts[f"wrong_within_{close}px"] / max(fp + fn, 1)
     axes[0].text(
         0.0,
         1.02,
-        f"{caption}   (FP {fp:,} px, FN {fn:,} px)",
+        f"{caption}   (FP {fp:,} px, FN {fn:,} px; {edge:.0%} within {close} px of the edge)",
         transform=axes[0].transAxes,
         ha="left",
         va="bottom",
         fontsize=9,
         fontweight="bold",
     )
+    return counts
 
 
 def _image_panel(ax: Axes, arr: np.ndarray, **imshow: Any) -> None:
