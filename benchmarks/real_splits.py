@@ -138,12 +138,16 @@ def stage_times(bench_dir: Path) -> dict[str, float]:
     return times
 
 
-def member_subsets(work: Path, truth_csv: Path, keep: set[str], step: float = 0.1) -> list[dict]:
-    """Every ensemble of the run's trained models (each subset of them): weights chosen on the
-    validation images as the workflow chooses them, then scored on the kept test photos, mean
-    and per car. Answers "which members, and does this lever pay" from one run."""
+def member_subsets(work: Path, truth_csv: Path, keep: set[str], step: float = 0.1,
+                   only: list[str] | None = None) -> list[dict]:
+    """Every ensemble of the run's trained models (each subset of them, or of ``only``): weights
+    chosen on the validation images as the workflow chooses them, then scored on the kept test
+    photos, mean and per car. Answers "which members, and does this lever pay" from one run."""
     res = work / "results"
-    models = sorted(p.name for p in (res / "models").iterdir() if (p / "weights.pt").exists())
+    models = sorted(p.name for p in (res / "models").iterdir() if (p / "weights.pt").exists()
+                    and (only is None or p.name in only))
+    if only is not None and len(models) != len(set(only)):
+        raise SystemExit(f"--models: {sorted(set(only) - set(models))} not trained in {work}")
     val_dir = {m: res / "predict" / m / ("train_all" if (res / "predict" / m / "train_all")
                                           .exists() else "val") for m in models}
     test_dir = {m: {p.stem: p.parent for p in (res / "predict" / m / "test").glob("*/*.png")}
@@ -198,7 +202,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sample", default=str(SAMPLE))
     parser.add_argument("--out", required=True, help="a scratch folder (runs, data, JSON)")
-    parser.add_argument("--split", action="append", required=True,
+    parser.add_argument("--split", action="append", default=[],
                         help="NAME=CAR,CAR: the cars of one split's test set")
     parser.add_argument("--configfile", nargs="+", default=["configs/carvana-cpu.yaml"],
                         help="the preset, then any override files (paths in the repo copy)")
@@ -207,14 +211,19 @@ def main() -> None:
     parser.add_argument("--subsets-of", default=None, metavar="RUN_DIR",
                         help="only score every member subset of a finished split: its folder "
                              "(holding run/ and data/)")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="with --subsets-of: only subsets of these trained models")
     args = parser.parse_args()
+    if not args.split and not args.subsets_of:
+        parser.error("give at least one --split NAME=CAR,CAR (or --subsets-of RUN_DIR)")
     if args.subsets_of:
         root = Path(args.subsets_of)
         truth_csv = root / "data" / "truth" / "test_masks.csv"
         keep = {img for img in pd.read_csv(truth_csv)["img"]
                 if any(img.startswith(c) for c in json.loads(
                     (root / "test_cars.json").read_text()))}
-        print(json.dumps(member_subsets(root / "run", truth_csv, keep), indent=1))
+        print(json.dumps(member_subsets(root / "run", truth_csv, keep, only=args.models),
+                         indent=1))
         return
     runs = []
     for spec in args.split:

@@ -126,6 +126,29 @@ def test_transfer_3_to_4_channels() -> None:
         assert torch.allclose(out, source(x), atol=1e-5)
 
 
+def test_full_res_skip_starts_as_the_model_without_it() -> None:
+    """The full-resolution skip is a stride-1 feature joined to the last decoder block; a model
+    with it, initialised from one without, gives the same output until it trains (the grown
+    conv's new inputs start at zero), and its gradient reaches the new branch."""
+    source = build(seed=2, pretrained=True)
+    with torch.no_grad():
+        source.train()(torch.rand(2, 3, 64, 64))
+    source.eval()
+    target = build(seed=3, in_channels=4, pretrained=False, full_res_skip=8).eval()
+    last = target.decoder.blocks[-1].convs[0]
+    assert last.in_channels == eff.DEFAULT_DECODER_CHANNELS[-2] + 8
+    missing = load_compatible_state(target, source.state_dict())
+    assert missing and all(name.startswith("encoder.full_res.") for name in missing)
+    x = torch.rand(1, 3, 64, 64)
+    out = target(torch.cat([x, torch.rand(1, 1, 64, 64)], dim=1))
+    with torch.no_grad():
+        assert torch.allclose(out, source(x), atol=1e-5)
+    (out - 0.3).abs().mean().backward()
+    assert last.weight.grad[:, -8:].abs().sum() > 0  # the skip's weights learn from step one
+    with pytest.raises(ValueError, match="full_res_skip must be an integer >= 0"):
+        build(pretrained=False, full_res_skip=-1)
+
+
 def _copy_with_flipped_byte(tmp_path: Path) -> Path:
     path = tmp_path / "efficientnet-lite0-copy.pth"
     shutil.copyfile(eff.weights_path("lite0"), path)

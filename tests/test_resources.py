@@ -72,7 +72,8 @@ def every_preset_model() -> list[tuple[str, str, dict, int]]:
                                                    "upsample": "transpose"}, 4),
         ("fcdensenet67, short up path", "tiramisu", {"preset": "fcdensenet67",
                                                      "up_blocks": [2, 2, 2, 2, 2]}, 4),
-        ("lite1", "efficientnet_unet", {"encoder": "lite1"}, 3)]
+        ("lite1", "efficientnet_unet", {"encoder": "lite1"}, 3),
+        ("lite0, full-resolution skip", "efficientnet_unet", {"full_res_skip": 16}, 4)]
 
 
 @pytest.mark.parametrize(("label", "arch", "params", "channels"), every_preset_model())

@@ -134,7 +134,10 @@ def efficientnet_parameters(params: dict[str, Any], in_channels: int = 3) -> int
     depth = int(params.get("encoder_depth", 5))
     feats = list(channels[:depth])
     total = encoder + (in_channels - 3) * EFFICIENTNET_STEM * 9
-    ins, skips = [feats[-1], *decoder[:-1]], [*reversed(feats[:-1]), 0]
+    full = int(params.get("full_res_skip", 0))
+    if full:  # a Conv3x3 -> BN on the input at stride 1
+        total += _conv(in_channels, full, bias=False)
+    ins, skips = [feats[-1], *decoder[:-1]], [*reversed(feats[:-1]), full]
     for c_in, skip, out in zip(ins, skips, decoder, strict=True):
         total += _conv(c_in + skip, out, bias=False) + _conv(out, out, bias=False)
     return total + decoder[-1] + 1

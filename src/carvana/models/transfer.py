@@ -38,11 +38,14 @@ def load_compatible_state(model: nn.Module, state: dict[str, Tensor]) -> list[st
     the first 3 input channels and zero the extra ones; return the names NOT loaded.
 
     "First conv" means every conv reading the raw input (with in-channels equal to the model's
-    ``in_channels``): the Inception U-Net has four. With zeroed extra channels the new model
+    ``in_channels``): the Inception U-Net has four. A model may name more convs whose inputs
+    grew at the end in ``grown_inputs`` (the EfficientNet U-Net's last decoder conv, which
+    gains a full-resolution skip): they are widened the same way. With zeroed extra channels the new model
     gives exactly the old model's output whatever the extra input holds. ``_orig_mod.`` and
     ``module.`` prefixes (torch.compile, DataParallel) are ignored on both sides.
     """
     in_channels = getattr(model, "in_channels", None)
+    grown = set(getattr(model, "grown_inputs", ()))
     source = {_strip(k): v for k, v in state.items()}
     target = model.state_dict()
     missing: list[str] = []
@@ -52,7 +55,7 @@ def load_compatible_state(model: nn.Module, state: dict[str, Tensor]) -> list[st
             missing.append(name)
         elif src.shape == tensor.shape:
             tensor.copy_(src)
-        elif _is_widened_input(tensor, src, in_channels):
+        elif _is_widened_input(tensor, src, None if _strip(name) in grown else in_channels):
             tensor.zero_()
             tensor[:, : src.shape[1]].copy_(src)
         else:
