@@ -25,7 +25,8 @@ def learning_curve(history: pd.DataFrame, title: str, path: str | Path) -> None:
     fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(10, 3.6))
     ax_loss.plot(history["epoch"], history["train_loss"], "o-", label="train")
     ax_loss.plot(history["epoch"], history["val_loss"], "o-", label="validation")
-    ax_loss.set(xlabel="epoch", ylabel="BCE + (1 - soft dice)", title="loss")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss (train: the phase's loss; "
+                "validation: BCE + 1 - soft Dice)")
     ax_loss.legend()
     ax_dice.plot(history["epoch"], history["val_dice"], "o-", color="C2")
     best = history.loc[history["val_dice"].idxmax()]
