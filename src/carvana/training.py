@@ -3,10 +3,11 @@
 A run is a budget of optimizer steps (``steps``, or ``epochs`` x steps per epoch), a per-step
 learning-rate schedule (linear warm-up, then constant with plateau cuts, cosine, or one-cycle),
 validation every epoch or every ``eval_every_steps``, early stopping and plateau cuts only after
-``min_steps``, an optionally frozen encoder for the first steps, and an optional fine-tune
-phase at a lower learning rate (and optionally another loss), and optionally an exponential
-average of the weights (``ema``) that is validated and kept instead of the raw weights. With ``resume_path`` it writes everything it needs to carry on
-after a kill, atomically, and a rerun carries on to the same final weights.
+``min_steps``, an optionally frozen encoder for the first steps, an optional fine-tune phase at
+a lower learning rate (with another loss if asked), and optionally an exponential average of
+the weights (``ema``), validated and kept instead of the raw weights. With ``resume_path`` it
+writes everything it needs to carry on after a kill, atomically, and a rerun carries on to the
+same final weights.
 """
 
 from __future__ import annotations
@@ -111,8 +112,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"training {name} must be at least 1 (or null), got {value}")
-        for name in ("loss", "fine_tune_loss"):
-            if getattr(self, name) not in (*LOSSES, None) or self.loss is None:
+        for name, allowed in (("loss", LOSSES), ("fine_tune_loss", (*LOSSES, None))):
+            if getattr(self, name) not in allowed:
                 raise ValueError(f"training {name} {getattr(self, name)!r}: use one of "
                                  f"{', '.join(LOSSES)}")
         if not 0.0 <= self.ema < 1.0:

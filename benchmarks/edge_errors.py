@@ -1,0 +1,110 @@
+"""Where the remaining errors of finished real-photo runs lie: every test photo's wrong pixels
+counted by distance to the true edge (``carvana.analysis.worst.errors_by_edge_distance``),
+extra and missed pixels apart, per model and split, as a table and one figure.
+
+Numbers only: the figure is drawn from counts, so it can be shared where the photos cannot
+(the Kaggle photos are not ours to redistribute; the run's own overlays,
+``results/analysis/worst/test.png``, show the photos).
+
+    python benchmarks/edge_errors.py --split A=/tmp/splits/A --split B=/tmp/splits/B \\
+        --models effl0_320 effl2_depth effl0_depth_lv+effl2_depth --out docs/img/edge-errors.png
+
+A model written ``a+b`` is the mean of the two models' stored maps (an ensemble the run did
+not store).
+
+Each split folder is one ``benchmarks/real_splits.py`` split (``run/``, ``data/`` and
+``test_cars.json``); only the test cars' own photos are counted (not ``--test-copies``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from carvana import rle  # noqa: E402
+from carvana.analysis.worst import errors_by_edge_distance  # noqa: E402
+from carvana.io import full_size_prob  # noqa: E402
+from carvana.plots import save  # noqa: E402
+
+SHAPE = (1280, 1918)
+BANDS = [("within 1 px", "#1b9e77"), ("1-3 px", "#d95f02"), ("beyond 3 px", "#7570b3")]
+
+
+def count_split(folder: Path, models: list[str], threshold: float) -> pd.DataFrame:
+    """One row per (model, test photo): the photo's wrong pixels by band, extra and missed."""
+    cars = json.loads((folder / "test_cars.json").read_text())
+    truth = pd.read_csv(folder / "data" / "truth" / "test_masks.csv")
+    truth = truth[truth["img"].str[:12].isin(cars)]
+    rows = []
+    predict = folder / "run" / "results" / "predict"
+    for model in models:
+        maps = [{p.stem: p.parent for p in (predict / part / "test").glob("*/*.png")}
+                for part in model.split("+")]
+        for img, code in zip(truth["img"], truth["rle_mask"], strict=True):
+            image_id = img.removesuffix(".jpg")
+            true = rle.decode(code, SHAPE).astype(bool)
+            prob = np.mean([full_size_prob(m[image_id], image_id, (SHAPE[1], SHAPE[0]))
+                            for m in maps], axis=0)
+            pred = prob >= threshold
+            for kind, wrong in (("extra", pred & ~true), ("missed", true & ~pred)):
+                counts = errors_by_edge_distance(true, true ^ wrong)
+                rows.append({"model": model, "id": image_id, "kind": kind,
+                             "within 1 px": counts["wrong_within_1px"],
+                             "1-3 px": counts["wrong_within_3px"] - counts["wrong_within_1px"],
+                             "beyond 3 px": counts["wrong_beyond_3px"]})
+    return pd.DataFrame(rows)
+
+
+def figure(table: pd.DataFrame, out: Path) -> None:
+    """Stacked bars: mean wrong pixels a photo by band, extra and missed, per model and split."""
+    means = table.groupby(["split", "model", "kind"], sort=False)[[b for b, _ in BANDS]].mean()
+    groups = list(dict.fromkeys((s, m) for s, m, _ in means.index))
+    fig, ax = plt.subplots(figsize=(1.5 + 1.3 * len(groups), 4.2))
+    for g, (split, model) in enumerate(groups):
+        for k, kind in enumerate(("extra", "missed")):
+            x, bottom = g + (k - 0.5) * 0.38, 0.0
+            for band, color in BANDS:
+                value = float(means.loc[(split, model, kind), band])
+                ax.bar(x, value, 0.36, bottom=bottom, color=color,
+                       hatch="//" if kind == "missed" else None, edgecolor="white",
+                       label=band if g == 0 and k == 0 else None)
+                bottom += value
+            ax.text(x, bottom, kind, ha="center", va="bottom", fontsize=7, rotation=90)
+    labels = [m.replace("+", " +\n") + f"\nsplit {s}" for s, m in groups]
+    ax.set_xticks(range(len(groups)), labels, fontsize=7)
+    ax.set_ylabel("wrong pixels a photo (mean)")
+    ax.set_title("Where the errors are on unseen cars: by distance to the true edge\n"
+                 "(plain: extra pixels, hatched: missed pixels)", fontsize=10)
+    ax.legend(title="distance to the true edge", fontsize=8)
+    save(fig, out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--split", action="append", required=True, metavar="NAME=FOLDER")
+    parser.add_argument("--models", nargs="+", required=True)
+    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--out", required=True, help="the figure (PNG); the table beside it")
+    args = parser.parse_args()
+    parts = []
+    for spec in args.split:
+        name, folder = spec.split("=", 1)
+        parts.append(count_split(Path(folder), args.models, args.threshold).assign(split=name))
+    table = pd.concat(parts, ignore_index=True)
+    out = Path(args.out)
+    figure(table, out)
+    summary = table.groupby(["split", "model", "kind"], sort=False).mean(numeric_only=True)
+    summary.round(0).astype(np.int64).to_csv(out.with_suffix(".csv"))
+    print(summary.round(0).to_string())
+
+
+if __name__ == "__main__":
+    main()
