@@ -83,7 +83,9 @@ def figure(table: pd.DataFrame, out: Path) -> None:
     ax.set_ylabel("wrong pixels a photo (mean)")
     ax.set_title("Where the errors are on unseen cars: by distance to the true edge\n"
                  "(plain: extra pixels, hatched: missed pixels)", fontsize=10)
-    ax.legend(title="distance to the true edge", fontsize=8)
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.12)  # room for the bars' labels
+    ax.legend(title="distance to the\ntrue edge", fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))
     save(fig, out)
 
 

@@ -144,8 +144,12 @@ def member_subsets(work: Path, truth_csv: Path, keep: set[str], step: float = 0.
     chosen on the validation images as the workflow chooses them, then scored on the kept test
     photos, mean and per car. Answers "which members, and does this lever pay" from one run."""
     res = work / "results"
+    def predicted(name: str) -> bool:  # a model that is no member is not predicted on test
+        return any((res / "predict" / name / part).is_dir() for part in ("val", "train_all")) \
+            and (res / "predict" / name / "test").is_dir()
+
     models = sorted(p.name for p in (res / "models").iterdir() if (p / "weights.pt").exists()
-                    and (only is None or p.name in only))
+                    and predicted(p.name) and (only is None or p.name in only))
     if only is not None and len(models) != len(set(only)):
         raise SystemExit(f"--models: {sorted(set(only) - set(models))} not trained in {work}")
     val_dir = {m: res / "predict" / m / ("train_all" if (res / "predict" / m / "train_all")
