@@ -1,5 +1,5 @@
 """Where the remaining errors of finished real-photo runs lie: every test photo's wrong pixels
-counted by distance to the true edge (``carvana.analysis.worst.errors_by_edge_distance``),
+counted by distance to the true edge (``carvana.analysis.worst.band_counts``),
 extra and missed pixels apart, per model and split, as a table and one figure.
 
 Numbers only: the figure is drawn from counts, so it can be shared where the photos cannot
@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from carvana import rle  # noqa: E402
-from carvana.analysis.worst import errors_by_edge_distance  # noqa: E402
+from carvana.analysis.worst import band_counts, edge_distance  # noqa: E402
 from carvana.io import full_size_prob  # noqa: E402
 from carvana.plots import save  # noqa: E402
 
@@ -53,9 +53,9 @@ def count_split(folder: Path, models: list[str], threshold: float) -> pd.DataFra
             true = rle.decode(code, SHAPE).astype(bool)
             prob = np.mean([full_size_prob(m[image_id], image_id, (SHAPE[1], SHAPE[0]))
                             for m in maps], axis=0)
-            pred = prob >= threshold
+            pred, dist = prob >= threshold, edge_distance(true)  # one distance map a photo
             for kind, wrong in (("extra", pred & ~true), ("missed", true & ~pred)):
-                counts = errors_by_edge_distance(true, true ^ wrong)
+                counts = band_counts(dist, wrong)
                 rows.append({"model": model, "id": image_id, "kind": kind,
                              "within 1 px": counts["wrong_within_1px"],
                              "1-3 px": counts["wrong_within_3px"] - counts["wrong_within_1px"],

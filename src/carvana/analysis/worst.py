@@ -92,20 +92,29 @@ def error_overlay(
     return out.astype(np.uint8)
 
 
-def errors_by_edge_distance(truth: np.ndarray, pred: np.ndarray) -> dict[str, int]:
-    """Wrong pixels of ``pred`` against ``truth`` (bool, same shape): false positives, false
-    negatives, and how many lie within 1 and 3 px of the true edge (the edge ring is 1 px away:
-    a car pixel touching the background, or a background pixel touching the car) or farther."""
+def edge_distance(truth: np.ndarray) -> np.ndarray:
+    """Each pixel's distance (float32 px) to the other side of the true edge: 1 on the edge
+    ring (a car pixel touching the background, or a background pixel touching the car)."""
     t = truth.astype(np.uint8)
     inside = cv2.distanceTransform(t, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     outside = cv2.distanceTransform(1 - t, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    wrong = pred != truth
-    dist = np.where(truth, inside, outside)[wrong]
+    return np.where(truth, inside, outside)
+
+
+def band_counts(dist: np.ndarray, wrong: np.ndarray) -> dict[str, int]:
+    """The ``wrong`` pixels within 1 and 3 px of the true edge and beyond (``edge_distance``)."""
     near, close = EDGE_BANDS
+    d = dist[wrong]
+    return {f"wrong_within_{near}px": int((d <= near).sum()),
+            f"wrong_within_{close}px": int((d <= close).sum()),
+            f"wrong_beyond_{close}px": int((d > close).sum())}
+
+
+def errors_by_edge_distance(truth: np.ndarray, pred: np.ndarray) -> dict[str, int]:
+    """Wrong pixels of ``pred`` against ``truth`` (bool, same shape): false positives, false
+    negatives, and how many lie within 1 and 3 px of the true edge or farther."""
     return {"fp_px": int((pred & ~truth).sum()), "fn_px": int((truth & ~pred).sum()),
-            f"wrong_within_{near}px": int((dist <= near).sum()),
-            f"wrong_within_{close}px": int((dist <= close).sum()),
-            f"wrong_beyond_{close}px": int((dist > close).sum())}
+            **band_counts(edge_distance(truth), pred != truth)}
 
 
 def _any_error(errors: np.ndarray, size: tuple[int, int]) -> np.ndarray:
