@@ -37,9 +37,10 @@ def test_real_photos_score_above_an_untrained_floor(real_run: Path) -> None:
     for name, encoder in (("effl0_depth", "lite0"), ("effl2_depth", "lite2")):
         depth = json.loads((real_run / f"results/models/{name}/train.json").read_text())
         assert depth["in_channels"] == 4 and depth["params"]["encoder"] == encoder
-    lovasz = (real_run / "logs/train/effl0_depth_lv.log").read_text()
-    assert "initialised from results/models/effl0_depth/weights.pt" in lovasz
-    assert summary.loc["effl0_depth_lv", "val_dice_full_res"] >= DICE_FLOOR
+    for name, start in (("effl0_depth_lv", "effl0_depth"), ("effl2_depth_lv", "effl2_depth")):
+        lovasz = (real_run / f"logs/train/{name}.log").read_text()
+        assert f"initialised from results/models/{start}/weights.pt" in lovasz
+        assert summary.loc[name, "val_dice_full_res"] >= DICE_FLOOR
     assert np.isfinite(summary["val_dice_full_res"]).all()
 
 
@@ -50,14 +51,14 @@ def test_pseudo_labels_and_chosen_weights_on_real_photos(real_run: Path) -> None
     labels = json.loads((real_run / "results/pseudo/r1/0000.json").read_text())
     assert labels["images"] == 8 and labels["car_fraction"] > 0.1
     assert labels["max_ignored_fraction"] < 0.5, labels
-    assert set(labels["members"]) == {"effl0_depth_lv", "effl2_depth"}
+    assert set(labels["members"]) == {"effl0_depth_lv", "effl2_depth_lv"}
     log = (real_run / "logs/train/effl0_depth_lv_pl1.log").read_text()
     assert "initialised from results/models/effl0_depth_lv/weights.pt" in log
     assert "plus 16 pseudo-labelled test images" in log
     summary = pd.read_csv(real_run / "results/metrics/summary.csv").set_index("model")
     assert summary.loc["effl0_depth_lv_pl1", "val_dice_full_res"] >= DICE_FLOOR
     chosen = json.loads((real_run / "results/metrics/ensemble_weights.json").read_text())
-    assert set(chosen["weights"]) == {"effl0_depth_lv_pl1", "effl2_depth"}
+    assert set(chosen["weights"]) == {"effl0_depth_lv_pl1", "effl2_depth_lv"}
     assert chosen["val_dice"] >= max(chosen["alone"].values()) - 1e-9
     chain = json.loads((real_run / "results/chain.json").read_text())
     assert chain["members"] == chosen["weights"]
