@@ -45,15 +45,16 @@ def count_split(folder: Path, models: list[str], threshold: float) -> pd.DataFra
     truth = truth[truth["img"].str[:12].isin(cars)]
     rows = []
     predict = folder / "run" / "results" / "predict"
-    for model in models:
-        maps = [{p.stem: p.parent for p in (predict / part / "test").glob("*/*.png")}
-                for part in model.split("+")]
-        for img, code in zip(truth["img"], truth["rle_mask"], strict=True):
-            image_id = img.removesuffix(".jpg")
-            true = rle.decode(code, SHAPE).astype(bool)
+    maps = {model: [{p.stem: p.parent for p in (predict / part / "test").glob("*/*.png")}
+                    for part in model.split("+")] for model in models}
+    for img, code in zip(truth["img"], truth["rle_mask"], strict=True):
+        image_id = img.removesuffix(".jpg")
+        true = rle.decode(code, SHAPE).astype(bool)
+        dist = edge_distance(true)  # one truth decode and distance map a photo, for every model
+        for model in models:
             prob = np.mean([full_size_prob(m[image_id], image_id, (SHAPE[1], SHAPE[0]))
-                            for m in maps], axis=0)
-            pred, dist = prob >= threshold, edge_distance(true)  # one distance map a photo
+                            for m in maps[model]], axis=0)
+            pred = prob >= threshold
             for kind, wrong in (("extra", pred & ~true), ("missed", true & ~pred)):
                 counts = band_counts(dist, wrong)
                 rows.append({"model": model, "id": image_id, "kind": kind,
