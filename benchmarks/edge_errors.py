@@ -10,7 +10,14 @@ Numbers only: the figure is drawn from counts, so it can be shared where the pho
         --models effl0_320 effl2_depth effl0_depth_lv+effl2_depth --out docs/img/edge-errors.png
 
 A model written ``a+b`` is the mean of the two models' stored maps (an ensemble the run did
-not store).
+not store). ``--stored SPLIT:MODEL=NAME`` reads MODEL's maps in that split from the run's
+``predict/NAME`` (a model that run trained under another name), so one model list serves
+every split:
+
+    python benchmarks/edge_errors.py --split A=/work/runs/splitsF/A --split B=/work/runs/splits/B \
+        --split C=/work/runs/splitsC2/C --models effl0_320 effl0_depth_lv+effl2_depth_lv \
+        --stored A:effl0_depth_lv=effl0_depth_lv2 --stored B:effl0_depth_lv=effl0_depth_lv2 \
+        --out docs/img/edge-errors.png
 
 Each split folder is one ``benchmarks/real_splits.py`` split (``run/``, ``data/`` and
 ``test_cars.json``); only the test cars' own photos are counted (not ``--test-copies``).
@@ -38,14 +45,19 @@ SHAPE = (1280, 1918)
 BANDS = [("within 1 px", "#1b9e77"), ("1-3 px", "#d95f02"), ("beyond 3 px", "#7570b3")]
 
 
-def count_split(folder: Path, models: list[str], threshold: float) -> pd.DataFrame:
-    """One row per (model, test photo): the photo's wrong pixels by band, extra and missed."""
+def count_split(folder: Path, models: list[str], threshold: float,
+                stored: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per (model, test photo): the photo's wrong pixels by band, extra and missed.
+
+    ``stored`` maps a model's name to the name its maps are stored under in this run.
+    """
+    stored = stored or {}
     cars = json.loads((folder / "test_cars.json").read_text())
     truth = pd.read_csv(folder / "data" / "truth" / "test_masks.csv")
     truth = truth[truth["img"].str[:12].isin(cars)]
     rows = []
     predict = folder / "run" / "results" / "predict"
-    maps = {model: [{p.stem: p.parent for p in (predict / part / "test").glob("*/*.png")}
+    maps = {model: [_stored_maps(predict / stored.get(part, part) / "test")
                     for part in model.split("+")] for model in models}
     for img, code in zip(truth["img"], truth["rle_mask"], strict=True):
         image_id = img.removesuffix(".jpg")
@@ -62,6 +74,28 @@ def count_split(folder: Path, models: list[str], threshold: float) -> pd.DataFra
                              "1-3 px": counts["wrong_within_3px"] - counts["wrong_within_1px"],
                              "beyond 3 px": counts["wrong_beyond_3px"]})
     return pd.DataFrame(rows)
+
+
+def _stored_maps(folder: Path) -> dict[str, Path]:
+    """Each stored test map's photo id and shard folder; none stored is an error."""
+    maps = {p.stem: p.parent for p in folder.glob("*/*.png")}
+    if not maps:
+        raise SystemExit(f"{folder}: no stored test probabilities (is the model's name right? "
+                         "--stored SPLIT:MODEL=NAME reads another name)")
+    return maps
+
+
+def _parse_stored(specs: list[str], splits: list[str]) -> dict[str, dict[str, str]]:
+    """``SPLIT:MODEL=NAME`` options as {split: {model: name}}; an unknown split is an error."""
+    out: dict[str, dict[str, str]] = {}
+    for spec in specs:
+        split, _, rename = spec.partition(":")
+        model, _, name = rename.partition("=")
+        if split not in splits or not model or not name:
+            raise SystemExit(f"--stored {spec}: expected SPLIT:MODEL=NAME with SPLIT one of "
+                             f"{', '.join(splits)}")
+        out.setdefault(split, {})[model] = name
+    return out
 
 
 def figure(table: pd.DataFrame, out: Path) -> None:
@@ -94,13 +128,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", action="append", required=True, metavar="NAME=FOLDER")
     parser.add_argument("--models", nargs="+", required=True)
+    parser.add_argument("--stored", action="append", default=[], metavar="SPLIT:MODEL=NAME",
+                        help="in SPLIT, read MODEL's maps from predict/NAME")
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--out", required=True, help="the figure (PNG); the table beside it")
     args = parser.parse_args()
-    parts = []
-    for spec in args.split:
-        name, folder = spec.split("=", 1)
-        parts.append(count_split(Path(folder), args.models, args.threshold).assign(split=name))
+    splits = dict(spec.split("=", 1) for spec in args.split)
+    stored = _parse_stored(args.stored, list(splits))
+    parts = [count_split(Path(folder), args.models, args.threshold, stored.get(name))
+             .assign(split=name) for name, folder in splits.items()]
     table = pd.concat(parts, ignore_index=True)
     out = Path(args.out)
     figure(table, out)
