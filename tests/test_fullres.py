@@ -148,3 +148,34 @@ def test_random_crops_cut_image_and_mask_alike_and_reproducibly() -> None:
     assert torch.equal(crops[0]["image"], item["image"])
     with pytest.raises(ValueError, match="crop 64 is larger than the 32px tiles"):
         RandomCrops(base, 64)[0]
+
+
+def test_edge_crops_hold_the_outline_and_fall_back_when_there_is_none() -> None:
+    """With ``edge=1`` every window holds car and background (the outline), even where the car
+    meets the tile's border; uniform windows of the same tile miss it most of the time; a tile
+    without an outline gets a uniform window; the same seed draws the same windows."""
+    from carvana.fullres import RandomCrops
+
+    tile, crop = 128, 16
+    mask = torch.zeros(2, 1, tile, tile, dtype=torch.uint8)
+    mask[0, 0, :6, :] = 1  # a car along the top border: its outline is row 6
+    image = mask.repeat(1, 3, 1, 1)
+    base = [{"id": "x", "image": image, "mask": mask}]  # tile 1 is all background
+
+    def both_classes(crops: RandomCrops, draws: int) -> float:
+        hits = 0
+        for _ in range(draws):
+            window = crops[0]["mask"][0]
+            hits += int(window.min() == 0 and window.max() == 1)
+        return hits / draws
+
+    torch.manual_seed(0)
+    assert both_classes(RandomCrops(base, crop, edge=1.0), 200) == 1.0
+    assert both_classes(RandomCrops(base, crop, edge=0.0), 200) < 0.3
+    torch.manual_seed(1)
+    first = RandomCrops(base, crop, edge=1.0)[0]
+    assert first["mask"][1].max() == 0 and first["image"].shape == (2, 3, crop, crop)
+    torch.manual_seed(1)
+    assert torch.equal(RandomCrops(base, crop, edge=1.0)[0]["image"], first["image"])
+    with pytest.raises(ValueError, match="crop_edge is a fraction"):
+        RandomCrops(base, crop, edge=1.5)

@@ -70,9 +70,9 @@ HISTORY_COLUMNS = ["step", "epoch", "phase", "lr", "train_loss", "val_loss", "va
 class TrainConfig:
     """Optimisation settings of one model (config `training:` merged with the model's `train:`).
 
-    Patience counts validations (once per epoch unless ``eval_every_steps``). ``min_val_dice``
-    and ``crop`` are carried for the stage code (quality gate, crop training); train() ignores
-    them.
+    Patience counts validations (once per epoch unless ``eval_every_steps``). ``min_val_dice``,
+    ``crop`` and ``crop_edge`` are carried for the stage code (quality gate, crop training);
+    train() ignores them.
     """
 
     epochs: int = 16
@@ -98,6 +98,7 @@ class TrainConfig:
     checkpoint_every_steps: int = 50
     min_val_dice: float = 0.5
     crop: int | None = None
+    crop_edge: float = 0.0  # crop training: the fraction of windows centred on the car's outline
     amp: bool = True
     cpu_bf16: bool = False
     num_workers: int = 0
@@ -116,6 +117,8 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"training {name} {getattr(self, name)!r}: use one of "
                                  f"{', '.join(LOSSES)}")
+        if not 0.0 <= self.crop_edge <= 1.0:
+            raise ValueError(f"training crop_edge is a fraction in [0, 1], got {self.crop_edge}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"training ema is a decay in [0, 1) (0: off), got {self.ema}")
         for name in ("warmup_steps", "min_steps", "freeze_encoder_steps", "fine_tune_epochs"):
