@@ -159,8 +159,9 @@ def test_edge_crops_hold_the_outline_and_fall_back_when_there_is_none() -> None:
     tile, crop = 128, 16
     mask = torch.zeros(2, 1, tile, tile, dtype=torch.uint8)
     mask[0, 0, :6, :] = 1  # a car along the top border: its outline is row 6
-    image = mask.repeat(1, 3, 1, 1)
-    base = [{"id": "x", "image": image, "mask": mask}]  # tile 1 is all background
+    ramp = torch.arange(tile * tile, dtype=torch.int32).reshape(tile, tile)
+    image = torch.stack([mask[0].int().repeat(3, 1, 1), ramp.repeat(3, 1, 1)])
+    base = [{"id": "x", "image": image, "mask": mask}]  # tile 1: no car, a ramp image
 
     def both_classes(crops: RandomCrops, draws: int) -> float:
         hits = 0
@@ -174,7 +175,14 @@ def test_edge_crops_hold_the_outline_and_fall_back_when_there_is_none() -> None:
     assert both_classes(RandomCrops(base, crop, edge=0.0), 200) < 0.3
     torch.manual_seed(1)
     first = RandomCrops(base, crop, edge=1.0)[0]
-    assert first["mask"][1].max() == 0 and first["image"].shape == (2, 3, crop, crop)
+    assert first["image"].shape == (2, 3, crop, crop)
+    # tile 1 has no outline: its windows are uniform, their top-left corners spread over the
+    # tile (the ramp's value there says where each window starts)
+    corners = [divmod(int(RandomCrops(base, crop, edge=1.0)[0]["image"][1, 0, 0, 0]), tile)
+               for _ in range(100)]
+    rows, cols = zip(*corners, strict=True)
+    assert min(rows) < 20 and max(rows) > tile - crop - 20 and len(set(corners)) > 90
+    assert min(cols) < 20 and max(cols) > tile - crop - 20
     torch.manual_seed(1)
     assert torch.equal(RandomCrops(base, crop, edge=1.0)[0]["image"], first["image"])
     with pytest.raises(ValueError, match="crop_edge is a fraction"):
