@@ -145,7 +145,7 @@ def test_first_try_note_only_for_the_demo_config_on_real_photos(tmp_path: Path) 
     real = {"data_dir": "/data/real"}
     note = wf.first_try_note(real, [], demo)
     assert note and "synthetic demo" in note and "configs/carvana-cpu.yaml" in note
-    assert "data_dir=/data/real" in note and "0.948" in note and "0.9926" in note
+    assert "data_dir=/data/real" in note and wf.DEMO_ON_REAL in note and wf.CPU_PRESET_ON_REAL in note
     assert wf.first_try_note(real, [demo, str(tmp_path / "extra.yaml")], demo) is not None
     assert wf.first_try_note(real, [str(REPO / "configs/carvana-cpu.yaml")], demo) is None
     assert wf.first_try_note({"data_dir": None}, [], demo) is None  # the synthetic demo itself
