@@ -58,6 +58,15 @@ def test_cross_field_errors() -> None:
     bad = wf.deep_merge(config, {"submission": {"source": "unet999"}})
     with pytest.raises(ValueError, match="submission.source"):
         wf.check_config(bad)
+    refit = wf.deep_merge(config, {"training": {"train_on_val": True}})
+    wf.check_config(refit)  # fixed weights and threshold: a refit is allowed
+    bad = wf.deep_merge(refit, {"submission": {"threshold": "best"}})
+    with pytest.raises(ValueError, match="submission.threshold: best would choose on validation "
+                                         "cars that unet32, .* trained on"):
+        wf.check_config(bad)
+    bad = wf.deep_merge(refit, {"ensemble": {"weights": "validation"}})
+    with pytest.raises(ValueError, match="ensemble.weights: validation would choose"):
+        wf.check_config(bad)
 
 
 def test_schema_rejects_unknown_keys(tmp_path: Path) -> None:

@@ -34,11 +34,12 @@ def split_csv(tiny_data, tmp_path: Path) -> Path:
     return tmp_path / "split.csv"
 
 
-def _train(tiny_data, split_csv: Path, out: Path, seed: int) -> tuple[pd.DataFrame, dict]:
+def _train(tiny_data, split_csv: Path, out: Path, seed: int,
+           spec: dict = SPEC) -> tuple[pd.DataFrame, dict]:
     out.mkdir()
     paths = [str(out / n) for n in ("w.pt", "h.csv", "c.png", "s.json")]
     torch.manual_seed(ord(out.name[0]))  # a different global state each call: must not matter
-    train_lowres_stage(name="m", spec=SPEC, data_dir=str(tiny_data[0]), split=str(split_csv),
+    train_lowres_stage(name="m", spec=spec, data_dir=str(tiny_data[0]), split=str(split_csv),
                        seed=seed, device="cpu", cpu_fallback=True, resume=None,
                        weights=paths[0], history=paths[1], curve=paths[2], summary=paths[3])
     return pd.read_csv(paths[1]), load_checkpoint(paths[0])[0]
@@ -52,6 +53,24 @@ def test_same_seed_same_numbers(tiny_data, split_csv: Path, tmp_path: Path) -> N
     pd.testing.assert_frame_equal(h1[cols], h2[cols])
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
     assert not h1[cols].equals(h3[cols])
+
+
+def test_train_on_val_refits_on_the_validation_cars_too(
+        tiny_data, split_csv: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A refit trains on every car and says that validation now scores seen cars."""
+    folds = pd.read_csv(split_csv)["fold"]
+    n_train, n_val = int((folds == "train").sum()), int((folds == "val").sum())
+    refit = {**SPEC, "train": {**SPEC["train"], "train_on_val": True}}
+    with caplog.at_level("INFO", logger="carvana.model_stages"):
+        _, refitted = _train(tiny_data, split_csv, tmp_path / "r", seed=3, spec=refit)
+    assert f"{n_train + n_val} train / {n_val} val images" in caplog.text
+    assert "validation now scores seen cars" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="carvana.model_stages"):
+        _, plain = _train(tiny_data, split_csv, tmp_path / "p", seed=3)
+    assert f"{n_train} train / {n_val} val images" in caplog.text
+    assert "seen cars" not in caplog.text
+    assert not all(torch.equal(plain[k], refitted[k]) for k in plain)
 
 
 def test_checkpoint_round_trip(tmp_path: Path) -> None:

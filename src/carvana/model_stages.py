@@ -37,6 +37,18 @@ def _expected(name: str, spec: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"name": name, "arch": spec["arch"], "params": spec["params"], **extra}
 
 
+def _folds(name: str, split: str, cfg: TrainConfig) -> tuple[list[str], list[str]]:
+    """The training and validation images; with ``train_on_val`` (a refit) the validation cars
+    train too, so validation scores cars the model has seen: it still stops a model that learned
+    nothing, but it no longer measures generalisation."""
+    train_ids, val_ids = fold_ids(split, "train"), fold_ids(split, "val")
+    if cfg.train_on_val:
+        log.warning("%s: train_on_val: the %d validation images train too; validation now "
+                    "scores seen cars (a refit)", name, len(val_ids))
+        train_ids = train_ids + val_ids
+    return train_ids, val_ids
+
+
 def _finish(*, name: str, model: torch.nn.Module, result: tuple, cfg: TrainConfig,
             meta: dict[str, Any], title: str, resume: str | None, weights: str, history: str,
             curve: str, summary: str) -> None:
@@ -61,7 +73,7 @@ def train_lowres_stage(*, name: str, spec: dict[str, Any], data_dir: str, split:
     cfg = TrainConfig.from_dict(spec["train"])
     dev = select_device(device, cpu_fallback)
     height, width = lowres_hw(spec["size"])
-    train_ids, val_ids = fold_ids(split, "train"), fold_ids(split, "val")
+    train_ids, val_ids = _folds(name, split, cfg)
     train_set, val_set = cache_if_small(
         [LowResDataset(data_dir, "train", ids, spec["size"]) for ids in (train_ids, val_ids)],
         item_bytes=height * width * 4, cache_mb=cfg.cache_mb)
@@ -149,7 +161,7 @@ def train_tiles_stage(*, name: str, spec: dict[str, Any], data_dir: str, split: 
     dev = select_device(device, cpu_fallback)
     geom = geometry(ingest, tiles)
     in_channels = 4 if depth else 3
-    train_ids, val_ids = fold_ids(split, "train"), fold_ids(split, "val")
+    train_ids, val_ids = _folds(name, split, cfg)
     pseudo = _pseudo_sets(data_dir, geom, *(
         [v] if isinstance(v, str) else list(v) for v in (pseudo_labels, pseudo_boxes, pseudo_depth)))
     own = _tile_dataset(data_dir, "train", train_ids, [boxes], geom, True, depth)

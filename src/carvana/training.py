@@ -71,8 +71,8 @@ class TrainConfig:
     """Optimisation settings of one model (config `training:` merged with the model's `train:`).
 
     Patience counts validations (once per epoch unless ``eval_every_steps``). ``min_val_dice``,
-    ``crop`` and ``crop_edge`` are carried for the stage code (quality gate, crop training);
-    train() ignores them.
+    ``crop``, ``crop_edge`` and ``train_on_val`` are carried for the stage code (quality gate,
+    crop training, the training images); train() ignores them.
     """
 
     epochs: int = 16
@@ -99,6 +99,7 @@ class TrainConfig:
     min_val_dice: float = 0.5
     crop: int | None = None
     crop_edge: float = 0.0  # crop training: the fraction of windows centred on the car's outline
+    train_on_val: bool = False  # a refit: the validation cars train too (validation is then seen)
     amp: bool = True
     cpu_bf16: bool = False
     num_workers: int = 0

@@ -235,6 +235,19 @@ def check_config(config: dict[str, Any]) -> None:
     source = config["submission"]["source"]
     if source not in scored_models(config):
         raise ValueError(f"submission.source {source!r} is not one of {scored_models(config)}")
+    _check_refit(config, ladder + tiles)
+
+
+def _check_refit(config: dict[str, Any], models: list[str]) -> None:
+    """Nothing is chosen on validation cars that a model trained on (``train_on_val``)."""
+    refit = [m for m in models if model_spec(config, m)["train"].get("train_on_val")]
+    chosen = [key for key, on in (("ensemble.weights: validation", weights_chosen(config)),
+                                  ("submission.threshold: best",
+                                   config["submission"]["threshold"] == "best")) if on]
+    if refit and chosen:
+        raise ValueError(f"{' and '.join(chosen)} would choose on validation cars that "
+                         f"{', '.join(refit)} trained on (train_on_val): fix the weights and "
+                         "the threshold, or refit only once they are chosen")
 
 
 CHAIN_KEYS = ("input", "size", "depth_from")
