@@ -363,3 +363,20 @@ def test_light_modules_do_not_import_matplotlib(module: str) -> None:
     code = f"import sys, {module}; assert 'matplotlib' not in sys.modules, 'matplotlib loaded'"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
+
+
+def test_comparison_says_which_models_validated_on_seen_cars(tmp_path: Path) -> None:
+    """A refit model's row says its validation cars were seen in training (from train.json)."""
+    from carvana.comparison import comparison_table
+
+    paths = []
+    for name, seen in (("refit", True), ("held", False)):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"model": name,
+                                                           "val_dice_full_res": 0.99}))
+        (tmp_path / f"{name}_train.json").write_text(json.dumps({"model": name,
+                                                                 "validation_seen": seen}))
+        paths.append(name)
+    table = comparison_table([tmp_path / f"{n}.json" for n in paths],
+                             [tmp_path / f"{n}_train.json" for n in paths]).set_index("model")
+    assert table.loc["refit", "validation_seen"] == True  # noqa: E712 (a numpy bool)
+    assert table.loc["held", "validation_seen"] == False  # noqa: E712

@@ -3,6 +3,7 @@ validation every N steps, channels_last; the checkpoint round trip is safe and e
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -71,6 +72,9 @@ def test_train_on_val_refits_on_the_validation_cars_too(
     assert f"{n_train} train / {n_val} val images" in caplog.text
     assert "seen cars" not in caplog.text
     assert not all(torch.equal(plain[k], refitted[k]) for k in plain)
+    seen = [json.loads((tmp_path / run / "s.json").read_text())["validation_seen"]
+            for run in ("r", "p")]
+    assert seen == [True, False]  # the summary, and so the report's table, says which is which
 
 
 def test_checkpoint_round_trip(tmp_path: Path) -> None:

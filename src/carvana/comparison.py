@@ -23,6 +23,7 @@ COMPARISON_COLUMNS = [
     "val_dice_full_res",
     "best_threshold",
     "train_seconds",
+    "validation_seen",  # True: the model trained on the validation cars too (train_on_val)
 ]
 
 

@@ -61,7 +61,8 @@ def _finish(*, name: str, model: torch.nn.Module, result: tuple, cfg: TrainConfi
     from carvana import plots  # matplotlib: only when a model has trained, not in every job
 
     plots.learning_curve(hist, title, curve)
-    write_json(summary, {"model": name, **meta, "parameters": count_parameters(model), **info})
+    write_json(summary, {"model": name, **meta, "parameters": count_parameters(model), **info,
+                         "validation_seen": cfg.train_on_val})
     if resume:
         clear_resume(resume)
 
@@ -156,7 +157,7 @@ def train_tiles_stage(*, name: str, spec: dict[str, Any], data_dir: str, split: 
     """Train a model on full-resolution tiles (3 channels, or 4 with a depth channel), on
     random ``train: crop`` windows of them when set (validation on whole tiles). With
     ``pseudo_labels`` (a folder per test shard) the test photos' confident pixels train too;
-    validation stays on the held-out train cars."""
+    validation stays on train cars (held out unless ``train_on_val``), never pseudo-labels."""
     cfg = TrainConfig.from_dict(spec["train"])
     dev = select_device(device, cpu_fallback)
     geom = geometry(ingest, tiles)

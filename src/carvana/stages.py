@@ -163,8 +163,8 @@ def evaluate_stage(*, name: str, preds: str, data_dir: str, split: str, ingest: 
     extra = {}
     if train_summary:
         t = read_json(train_summary)
-        extra = {k: t[k] for k in ("arch", "parameters", "train_seconds", "best_epoch", "size")
-                 if k in t}
+        extra = {k: t[k] for k in ("arch", "parameters", "train_seconds", "best_epoch", "size",
+                                   "validation_seen") if k in t}
     summary = write_evaluation(table, curve, name, metrics, per_image, thresholds, extra)
     log.info("%s", summary)
 
