@@ -47,7 +47,7 @@ import torch
 from carvana import rle
 from carvana.backends import BACKENDS, PRECISIONS
 from carvana.bundle import MANIFEST
-from carvana.device import native_cpu_bf16
+from carvana.device import cpu_model, native_cpu_bf16
 from carvana.export import export_bundle
 from carvana.io import read_json
 from carvana.metrics import dice
@@ -260,17 +260,6 @@ def table(rows: dict[str, dict[str, Any]], threads: int) -> str:
                      f"{hours(row['hours_100k_one_job'])} | "
                      f"{hours(row[f'hours_100k_{CORES}_cores'])} |")
     return "\n".join(lines)
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo ('unknown' elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def parse_args() -> argparse.Namespace:

@@ -9,11 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from carvana.device import DeviceError, claim_gpu, select_device
+from carvana.device import DeviceError, claim_gpu, cpu_model, select_device
 
 
-def test_cpu_and_auto_without_cuda() -> None:
-    assert select_device("cpu") == torch.device("cpu")
+def test_cpu_and_auto_without_cuda(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="carvana.device"):
+        assert select_device("cpu") == torch.device("cpu")
+    # the job log names the machine, so a slow run can be told from a slower CPU
+    assert f"using the CPU: {cpu_model()}, {torch.get_num_threads()} threads" in caplog.text
+    if Path("/proc/cpuinfo").exists():
+        assert cpu_model() != "unknown"
     if not torch.cuda.is_available():
         assert select_device("auto") == torch.device("cpu")
         assert select_device("cuda", cpu_fallback=True) == torch.device("cpu")

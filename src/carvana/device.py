@@ -55,7 +55,7 @@ def select_device(requested: str = "auto", cpu_fallback: bool = True) -> torch.d
     if requested not in ("auto", "cpu", "cuda"):
         raise DeviceError(f"device must be auto, cpu or cuda, not {requested!r}")
     if requested == "cpu":
-        return torch.device("cpu")
+        return _cpu()
     if not torch.cuda.is_available():
         if requested == "cuda" and not cpu_fallback:
             raise DeviceError(
@@ -64,7 +64,7 @@ def select_device(requested: str = "auto", cpu_fallback: bool = True) -> torch.d
             )
         if requested == "cuda":
             log.warning("device: cuda requested but CUDA is unavailable; falling back to the CPU")
-        return torch.device("cpu")
+        return _cpu()
     index = claim_gpu(torch.cuda.device_count())
     torch.cuda.set_device(index)
     log.info("using cuda:%d (%s)", index, torch.cuda.get_device_name(index))
@@ -77,3 +77,21 @@ def native_cpu_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ('unknown' elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _cpu() -> torch.device:
+    """The CPU, with the machine named in the log: job times are only comparable on one CPU."""
+    log.info("using the CPU: %s, %d threads, native bf16: %s", cpu_model(),
+             torch.get_num_threads(), "yes" if native_cpu_bf16() else "no")
+    return torch.device("cpu")
