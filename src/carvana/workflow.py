@@ -301,8 +301,8 @@ def chain_from_settings(settings: dict[str, Any], *, size: tuple[int, int], tile
 #: What config.yaml was measured to do on real photos (issue 18: 4 train cars, 6 unseen cars),
 #: and the real-photo preset on the shared sample (docs/real-photos.md).
 DEMO_ON_REAL = "0.948 mean Dice (4 train cars, 6 unseen cars; about 15 min on 2 cores)"
-CPU_PRESET_ON_REAL = ("0.9928 on unseen cars over 3 splits; 51 min for 96 test photos on 2 "
-                      "cores")
+CPU_PRESET_ON_REAL = ("0.9928 on unseen cars over 3 splits; 45 min for 96 test photos on 2 "
+                      "cores of an AMD EPYC")
 
 
 def first_try_note(config: dict[str, Any], configfiles: list[str], demo_config: str) -> str | None:
