@@ -47,7 +47,7 @@ import torch
 from carvana import rle
 from carvana.backends import BACKENDS, PRECISIONS
 from carvana.bundle import MANIFEST
-from carvana.device import cpu_model, native_cpu_bf16
+from carvana.device import cpu_has_amx, cpu_model, native_cpu_bf16
 from carvana.export import export_bundle
 from carvana.io import read_json
 from carvana.metrics import dice
@@ -312,6 +312,7 @@ def main() -> None:
         "export_s": export_s, "photos_dir": str(paths[0].parent), "truth": str(args.truth),
         "photos": len(paths), "rounds": args.rounds, "threads": args.threads,
         "cpu": cpu_model(), "cores": os.cpu_count(), "native_bf16": native_cpu_bf16(),
+        "amx": cpu_has_amx(),
         "torch": torch.__version__, "loadavg_start": load_before, "loadavg_end": load_after,
         "decode_s": statistics.median(p.decode_s for p in records),
         "box_fallbacks": fallbacks, "settings": rows, "default": choice,
@@ -319,7 +320,8 @@ def main() -> None:
     print(table(rows, args.threads))
     print(f"decode (read_photo) {result['decode_s']:.3f} s a photo, not in the times above"
           + (f"; export {export_s:.1f} s" if export_s is not None else ""))
-    print(f"{result['cpu']}, {result['cores']} cores, native bf16 {result['native_bf16']}; "
+    print(f"{result['cpu']}, {result['cores']} cores, native bf16 {result['native_bf16']}, "
+          f"AMX {result['amx']}; "
           f"load average (1 min) {load_before[0]:.2f} at start, {load_after[0]:.2f} at end")
     if choice is None:
         picked = "none (it needs --truth)"

@@ -16,8 +16,8 @@ under other car ids, so the run predicts 96 test photos as a 4-5 car, 96-photo K
 folder would (the time budget's case); only the originals are scored. The workflow runs in a
 copy of this repository under ``--out`` with ``/usr/bin/time -v`` (the peak is the largest
 process of the run: jobs run one at a time on 2 cores). The CPU's model is recorded: this
-project's machine has not always had the same one (an Intel Xeon with AMX-BF16 in most
-measurements, an AMD EPYC without AMX on 2026-12-04). Writes ``--out/real_splits.json`` and
+project's machine has not always had the same one (docs/throughput.md measured an Intel Xeon
+with AMX-BF16; the runs of 2026-12-04's evening ran on an AMD EPYC without AMX). Writes ``--out/real_splits.json`` and
 prints a Markdown table.
 """
 
@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from carvana import rle
-from carvana.device import cpu_model, native_cpu_bf16
+from carvana.device import cpu_has_amx, cpu_model, native_cpu_bf16
 from carvana.ensemble import choose_weights, full_size_loader, grid_dice
 from carvana.ids import car_of
 from carvana.io import full_size_prob, mask_path, read_mask
@@ -108,7 +108,7 @@ def run_split(name: str, test_cars: list[str], args: argparse.Namespace) -> dict
             "test_photos": len(pd.read_csv(truth_csv)), "wall_s": round(wall, 1),
             "peak_gb": round(int(peak.group(1)) / 2**20, 2) if peak else None,
             "load_start": round(load0, 2), "load_end": round(load1, 2),
-            "cpu": cpu_model(), "native_bf16": native_cpu_bf16(),
+            "cpu": cpu_model(), "native_bf16": native_cpu_bf16(), "amx": cpu_has_amx(),
             "scores": score(work / "results" / "submission.csv.gz", truth_csv, originals),
             "stages": stage_times(work / "results" / "benchmarks"),
             "ensemble_weights": _json(work / "results" / "metrics" / "ensemble_weights.json"),
@@ -203,8 +203,8 @@ def table(runs: list[dict]) -> str:
     spread = (max(means) - min(means)) / 2 if len(means) > 1 else 0.0
     lines.append(f"| **mean** | | **{statistics.mean(means):.4f} ± {spread:.4f}** | | "
                  f"{min(r['scores']['min_photo'] for r in runs):.4f} | | |")
-    cpus = sorted({f"{r.get('cpu', 'unknown')} (native bf16: {r.get('native_bf16')})"
-                   for r in runs})
+    cpus = sorted({f"{r.get('cpu', 'unknown')} (native bf16: {r.get('native_bf16')}, AMX: "
+                   f"{r.get('amx')})" for r in runs})
     lines.append(f"\nCPU: {'; '.join(cpus)} (times are only comparable on one CPU)")
     return "\n".join(lines)
 

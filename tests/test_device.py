@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from carvana.device import DeviceError, claim_gpu, cpu_model, select_device
+from carvana.device import DeviceError, claim_gpu, cpu_has_amx, cpu_model, select_device
 
 
 def test_cpu_and_auto_without_cuda(caplog: pytest.LogCaptureFixture) -> None:
@@ -17,8 +17,11 @@ def test_cpu_and_auto_without_cuda(caplog: pytest.LogCaptureFixture) -> None:
         assert select_device("cpu") == torch.device("cpu")
     # the job log names the machine, so a slow run can be told from a slower CPU
     assert f"using the CPU: {cpu_model()}, {torch.get_num_threads()} threads" in caplog.text
-    if Path("/proc/cpuinfo").exists():
-        assert cpu_model() != "unknown"
+    info = Path("/proc/cpuinfo")
+    text = info.read_text() if info.exists() else ""
+    if "model name" in text:  # x86 Linux names its CPU there (not every aarch64 does)
+        assert cpu_model() != "unknown" and cpu_model() in text
+        assert cpu_has_amx() == (" amx_bf16" in text)
     if not torch.cuda.is_available():
         assert select_device("auto") == torch.device("cpu")
         assert select_device("cuda", cpu_fallback=True) == torch.device("cpu")
