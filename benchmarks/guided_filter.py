@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+from real_splits import test_shard_dirs  # this folder's: run as a script, it is on sys.path
 
 from carvana import rle
 from carvana.ids import car_of
@@ -79,9 +80,7 @@ def main() -> None:
     root = args.split
     cars = json.loads((root / "test_cars.json").read_text())
     truth = pd.read_csv(root / "data/truth/test_masks.csv").set_index("img")["rle_mask"]
-    res = root / "run/results/predict"
-    dirs = {m: {p.stem: p.parent for p in (res / m / "test").glob("*/*.png")}
-            for m in args.models}
+    dirs = test_shard_dirs(root / "run/results", args.models)
     rows = []
     for img, code in truth.items():
         if car_of(img.removesuffix(".jpg")) in cars:

@@ -158,8 +158,7 @@ def member_subsets(work: Path, truth_csv: Path, keep: set[str], step: float = 0.
         raise SystemExit(f"--models: {sorted(set(only) - set(models))} not trained in {work}")
     val_dir = {m: res / "predict" / m / ("train_all" if (res / "predict" / m / "train_all")
                                           .exists() else "val") for m in models}
-    test_dir = {m: {p.stem: p.parent for p in (res / "predict" / m / "test").glob("*/*.png")}
-                for m in models}
+    test_dir = test_shard_dirs(res, models)
     val_ids = fold_ids(res / "data" / "split.csv", "val")
     truth = pd.read_csv(truth_csv).set_index("img")["rle_mask"]
     data = Path(json.loads((res / "data" / "ingest.json").read_text())["data_dir"])
@@ -184,6 +183,12 @@ def member_subsets(work: Path, truth_csv: Path, keep: set[str], step: float = 0.
                         "test_min_photo": round(float(table.min()), 6),
                         "test_per_car": {c: round(float(v), 6) for c, v in cars.items()}})
     return sorted(out, key=lambda r: -r["val"])
+
+
+def test_shard_dirs(results: Path, models: list[str]) -> dict[str, dict[str, Path]]:
+    """model -> image id -> the test shard folder holding its stored probability PNG."""
+    return {m: {p.stem: p.parent for p in (results / "predict" / m / "test").glob("*/*.png")}
+            for m in models}
 
 
 def _json(path: Path) -> dict | None:
