@@ -3,6 +3,8 @@ the tests that need trained real-photo models, tiny synthetic data."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,30 @@ SMALL_REAL = {
     "pseudo_labels": {"rounds": 1, "models": ["effl0_depth_lv"], "low": 0.35, "high": 0.6,
                       "train": {"steps": 8, "warmup_steps": 2, "eval_every_steps": 8}},
 }
+
+
+def slurm_wait_warning() -> str | None:
+    """Why every `snakemake` start here may wait on SLURM, or None: its executor plugin runs
+    `scontrol show config` when Snakemake loads it (timeout 10 s), and with SLURM's client
+    tools installed but no controller answering, each of the suite's Snakemake runs waits
+    about 9 s (minutes over the suite). CI starts a cluster first, as a developer can."""
+    if shutil.which("scontrol") is None:
+        return None
+    try:
+        subprocess.run(["scontrol", "show", "config"], capture_output=True, timeout=2)
+    except subprocess.TimeoutExpired:
+        return ("warning: `scontrol show config` did not answer in 2 s, so each snakemake start "
+                "waits about 9 s on it (the slurm executor plugin); start a local cluster with "
+                "`bash .ci/slurm-up.sh` as CI does")
+    return None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Say so at the start (with -q too) when Snakemake's starts will wait on SLURM."""
+    warning = slurm_wait_warning()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if warning and reporter is not None:
+        reporter.write_line(warning, yellow=True)
 
 
 @pytest.fixture(scope="session")
