@@ -237,3 +237,22 @@ def test_workflow_on_slurm(slurm_cluster: str, tmp_path: Path) -> None:
     )
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout + dry.stderr
+
+
+def test_the_suite_warns_when_scontrol_would_stall_snakemake(monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    """tests/conftest.py's start-of-session probe: no scontrol or a prompt one, no warning; a
+    scontrol that outlasts 2 s, a warning naming the way out."""
+    import conftest
+
+    def slow(cmd, **kwargs):
+        raise subprocess.TimeoutExpired(cmd, kwargs["timeout"])
+
+    monkeypatch.setattr(conftest.shutil, "which", lambda name: None)
+    assert conftest.slurm_wait_warning() is None
+    monkeypatch.setattr(conftest.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(conftest.subprocess, "run", lambda cmd, **kw: None)
+    assert conftest.slurm_wait_warning() is None
+    monkeypatch.setattr(conftest.subprocess, "run", slow)
+    warning = conftest.slurm_wait_warning()
+    assert warning is not None and "bash .ci/slurm-up.sh" in warning and "9 s" in warning
