@@ -182,6 +182,24 @@ def test_validation_every_n_steps() -> None:
     assert summary["best_step"] in (3, 6, 9, 10)
 
 
+def test_validating_more_often_leaves_the_weights_as_they_are() -> None:
+    """Validation draws nothing from the global RNG that the augmentations (and the tile
+    crops) use: 8 augmented steps, validated after every step or only after the last, end
+    with the same weights and the same last validation."""
+    settings = {"steps": 8, "schedule": "cosine", "early_stopping_patience": 100}
+    runs = [_fit({**settings, "eval_every_steps": every}, augment=True) for every in (1, 8)]
+    (_, often, _, model_often), (_, once, _, model_once) = runs
+    assert often["step"].tolist() == list(range(1, 9)) and once["step"].tolist() == [8]
+    assert often["val_dice"].iloc[-1] == once["val_dice"].iloc[-1]
+    weights_often, weights_once = model_often.state_dict(), model_once.state_dict()
+    assert all(torch.equal(weights_often[k], weights_once[k]) for k in weights_often)
+    # not vacuous: one draw from the global RNG mid-run (as a validation pass made before)
+    # changes what the augmentations draw after it, and so the weights
+    drawn = _fit({**settings, "eval_every_steps": 8}, augment=True,
+                 on_step=lambda step, _: torch.rand(1) if step == 4 else None)[3].state_dict()
+    assert not all(torch.equal(drawn[k], weights_once[k]) for k in drawn)
+
+
 def test_min_steps_blocks_early_stopping(monkeypatch: pytest.MonkeyPatch) -> None:
     flat = {"steps": 20, "eval_every_steps": 2, "early_stopping_patience": 1}
     steps, history, _, _ = _fit(flat, constant_dice=0.7, monkeypatch=monkeypatch)

@@ -219,7 +219,9 @@ class _Trainer:
         self.sampler = EpochSampler(len(train_set))
         self.train_loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=self.sampler,
                                        generator=self.loader_gen, **loader_args)
+        # own generator: validating leaves the global RNG (crops, augmentations) untouched
         self.val_loader = DataLoader(val_set, batch_size=cfg.batch_size, shuffle=False,
+                                     generator=torch.Generator().manual_seed(seed + 2),
                                      **loader_args)
         self.steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
         self.phases = plan_phases(cfg, self.steps_per_epoch)
