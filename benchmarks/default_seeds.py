@@ -1,0 +1,140 @@
+"""How much the default ``config.yaml``'s synthetic test Dice moves with its seed, and with
+which mix of its full-size models.
+
+Each seed runs the default's ``submission`` in its own copy of this repository, with
+``depth`` added to the ensemble's members so that every full-size model (``fullres``,
+``depth``, ``unet128``) is predicted on the test photos; every mix is then scored on the same
+stored probabilities against the synthetic truth at threshold 0.5, and so are the weights
+that the ``weights: validation`` grid would choose on the validation photos. The submission
+itself is not the default's (three members): only the mixes' scores are the point.
+
+Run by hand on an otherwise idle machine; two seeds at a time at ``--cores 1`` fill 2 cores:
+
+    python benchmarks/default_seeds.py --out /tmp/seeds --seeds 2017 2018 2019 2020
+
+Training bytes depend on the thread count: compare runs made with the same ``--cores``.
+Writes ``--out/default_seeds.json`` and prints a Markdown table (mean Dice per mix and seed,
+then mean ± sd and the worst photo over the seeds). About 10 min a seed at 1 thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from carvana.ensemble import choose_weights, full_size_loader
+from carvana.io import full_size_prob, mask_path, read_json, read_mask
+from carvana.metrics import dice
+from carvana.scoring import truth_by_id
+from carvana.workflow import SYNTHETIC_TRUTH
+
+REPO = Path(__file__).resolve().parents[1]
+PARTS = ["Snakefile", "config.yaml", "rules", "scripts", "schemas", "configs", "envs",
+         "profiles", "report"]
+MEMBERS = ["fullres", "depth", "unet128"]
+#: The mixes scored (equal weights); ``fullres+unet128`` is the default's.
+MIXES = ["fullres", "depth", "unet128", "fullres+unet128", "depth+unet128", "fullres+depth",
+         "fullres+depth+unet128"]
+
+
+def run_seed(seed: int, out: Path, cores: int) -> Path:
+    """The default's ``submission`` with seed ``seed`` in a fresh copy; its folder."""
+    work = out / f"seed{seed}"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    for part in PARTS:
+        src = REPO / part
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, work / part)
+    override = {"ensemble": {"members": MEMBERS, "weights": [1, 1, 1]}}
+    (work / "all_members.yaml").write_text(yaml.safe_dump(override))
+    cmd = [sys.executable, "-m", "snakemake", "--cores", str(cores), "submission",
+           "--configfile", "config.yaml", "all_members.yaml", "--config", f"seed={seed}"]
+    with open(work / "snakemake.log", "w") as log:
+        proc = subprocess.run(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise SystemExit(f"seed {seed}: snakemake failed, see {work / 'snakemake.log'}")
+    return work
+
+
+def score_mixes(work: Path) -> dict:
+    """Each mix's test Dice (mean, worst photo) and the validation grid's weights."""
+    results = work / "results"
+    info = read_json(results / "data" / "ingest.json")
+    size = (int(info["width"]), int(info["height"]))
+    split = pd.read_csv(results / "data" / "split.csv", dtype=str)
+    val_ids = sorted(split.loc[split["fold"] == "val", "id"])
+    val_dirs = [results / "predict" / "fullres" / "val", results / "predict" / "depth" / "val",
+                results / "predict" / "unet128" / "train_all"]
+    choice = choose_weights(MEMBERS, val_ids, full_size_loader(
+        val_dirs, size, lambda i: read_mask(mask_path(info["data_dir"], i)) > 0),
+        threshold=0.5, step=0.1)
+    truth = truth_by_id(work / SYNTHETIC_TRUTH, results / "data" / "ingest.json")
+    mixes = {m: dict.fromkeys(m.split("+"), 1.0) for m in MIXES}
+    mixes["validation"] = {m: w for m, w in choice.weights.items() if w > 0}
+    rows = []
+    for path in sorted((results / "predict" / "fullres" / "test").glob("*/*.png")):
+        image_id, mask = path.stem, truth(path.stem).astype(bool)
+        probs = {m: full_size_prob(results / "predict" / m / "test" / path.parent.name,
+                                   image_id, size) for m in MEMBERS}
+        row = {"id": image_id}
+        for name, weights in mixes.items():
+            total = sum(weights.values())
+            mix = sum(probs[m] * (w / total) for m, w in weights.items())
+            row[name] = dice(mix >= 0.5, mask)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    return {"validation_weights": choice.weights,
+            "mean": {m: round(float(frame[m].mean()), 6) for m in mixes},
+            "min_photo": {m: round(float(frame[m].min()), 6) for m in mixes}}
+
+
+def table(runs: dict[int, dict]) -> str:
+    """Mean Dice per mix (rows) and seed (columns), then mean ± sd and the worst photo."""
+    mixes = list(next(iter(runs.values()))["mean"])
+    head = " | ".join(str(s) for s in runs)
+    lines = [f"| mix | {head} | mean ± sd | worst photo |",
+             "|---|" + "---|" * (len(runs) + 2)]
+    for mix in mixes:
+        means = [r["mean"][mix] for r in runs.values()]
+        sd = statistics.stdev(means) if len(means) > 1 else 0.0
+        worst = min(r["min_photo"][mix] for r in runs.values())
+        cells = " | ".join(f"{v:.4f}" for v in means)
+        lines.append(f"| {mix} | {cells} | {statistics.mean(means):.4f} ± {sd:.4f} | "
+                     f"{worst:.4f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="a scratch folder (one run per seed)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[2017, 2018, 2019, 2020])
+    parser.add_argument("--cores", type=int, default=1, help="Snakemake's --cores per seed")
+    parser.add_argument("--parallel", type=int, default=2, help="seeds run at once")
+    parser.add_argument("--score-only", action="store_true",
+                        help="only score the seeds' finished runs under --out")
+    args = parser.parse_args()
+    out = Path(args.out)
+    if args.score_only:
+        works = [out / f"seed{s}" for s in args.seeds]
+    else:
+        with ThreadPoolExecutor(args.parallel) as pool:
+            works = list(pool.map(lambda s: run_seed(s, out, args.cores), args.seeds))
+    runs = {seed: score_mixes(work) for seed, work in zip(args.seeds, works, strict=True)}
+    (out / "default_seeds.json").write_text(json.dumps(
+        {"cores": args.cores, "runs": {str(s): r for s, r in runs.items()}}, indent=1))
+    print(table(runs))
+    print(f"wrote {out / 'default_seeds.json'}")
+
+
+if __name__ == "__main__":
+    main()
