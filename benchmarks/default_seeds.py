@@ -30,16 +30,15 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from real_splits import copy_workflow, test_shard_dirs  # this folder's (run as a script)
 
-from carvana.ensemble import choose_weights, full_size_loader
-from carvana.io import full_size_prob, mask_path, read_json, read_mask
+from carvana.ensemble import average, choose_weights, full_size_loader
+from carvana.io import mask_path, read_json, read_mask
 from carvana.metrics import dice
 from carvana.scoring import truth_by_id
+from carvana.split import fold_ids
 from carvana.workflow import SYNTHETIC_TRUTH
 
-REPO = Path(__file__).resolve().parents[1]
-PARTS = ["Snakefile", "config.yaml", "rules", "scripts", "schemas", "configs", "envs",
-         "profiles", "report"]
 MEMBERS = ["fullres", "depth", "unet128"]
 #: The mixes scored (equal weights); ``fullres+unet128`` is the default's.
 MIXES = ["fullres", "depth", "unet128", "fullres+unet128", "depth+unet128", "fullres+depth",
@@ -51,10 +50,7 @@ def run_seed(seed: int, out: Path, cores: int) -> Path:
     work = out / f"seed{seed}"
     if work.exists():
         shutil.rmtree(work)
-    work.mkdir(parents=True)
-    for part in PARTS:
-        src = REPO / part
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, work / part)
+    copy_workflow(work)
     override = {"ensemble": {"members": MEMBERS, "weights": [1, 1, 1]}}
     (work / "all_members.yaml").write_text(yaml.safe_dump(override))
     cmd = [sys.executable, "-m", "snakemake", "--cores", str(cores), "submission",
@@ -71,8 +67,7 @@ def score_mixes(work: Path) -> dict:
     results = work / "results"
     info = read_json(results / "data" / "ingest.json")
     size = (int(info["width"]), int(info["height"]))
-    split = pd.read_csv(results / "data" / "split.csv", dtype=str)
-    val_ids = sorted(split.loc[split["fold"] == "val", "id"])
+    val_ids = fold_ids(results / "data" / "split.csv", "val")
     val_dirs = [results / "predict" / "fullres" / "val", results / "predict" / "depth" / "val",
                 results / "predict" / "unet128" / "train_all"]
     choice = choose_weights(MEMBERS, val_ids, full_size_loader(
@@ -81,16 +76,14 @@ def score_mixes(work: Path) -> dict:
     truth = truth_by_id(work / SYNTHETIC_TRUTH, results / "data" / "ingest.json")
     mixes = {m: dict.fromkeys(m.split("+"), 1.0) for m in MIXES}
     mixes["validation"] = {m: w for m, w in choice.weights.items() if w > 0}
+    shard_of = test_shard_dirs(results, MEMBERS)
     rows = []
-    for path in sorted((results / "predict" / "fullres" / "test").glob("*/*.png")):
-        image_id, mask = path.stem, truth(path.stem).astype(bool)
-        probs = {m: full_size_prob(results / "predict" / m / "test" / path.parent.name,
-                                   image_id, size) for m in MEMBERS}
+    for image_id in sorted(shard_of["fullres"]):
+        mask = truth(image_id).astype(bool)
         row = {"id": image_id}
         for name, weights in mixes.items():
-            total = sum(weights.values())
-            mix = sum(probs[m] * (w / total) for m, w in weights.items())
-            row[name] = dice(mix >= 0.5, mask)
+            members = {m: (shard_of[m][image_id], w) for m, w in weights.items()}
+            row[name] = dice(average(members, image_id, size) >= 0.5, mask)
         rows.append(row)
     frame = pd.DataFrame(rows)
     return {"validation_weights": choice.weights,

@@ -74,6 +74,14 @@ def copy_test(kaggle: Path, truth_csv: Path, copies: int) -> None:
     full.assign(rle_mask="1 1").to_csv(kaggle / "sample_submission.csv", index=False)
 
 
+def copy_workflow(work: Path) -> None:
+    """A fresh copy of this repository's workflow (``PARTS``) in ``work``, a new folder."""
+    work.mkdir(parents=True)
+    for part in PARTS:
+        src = REPO / part
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, work / part)
+
+
 def run_split(name: str, test_cars: list[str], args: argparse.Namespace) -> dict:
     """Build the split's folder, run the preset's ``submission`` on it, score and time it."""
     root = Path(args.out) / name
@@ -86,10 +94,7 @@ def run_split(name: str, test_cars: list[str], args: argparse.Namespace) -> dict
     if args.test_copies > 1:
         copy_test(root / "data" / "kaggle", truth_csv, args.test_copies)
     work = root / "run"
-    work.mkdir(parents=True)
-    for part in PARTS:
-        src = REPO / part
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, work / part)
+    copy_workflow(work)
     for extra in args.configfile:
         if not (work / extra).exists():  # an override file from outside the repo
             shutil.copy2(extra, work / Path(extra).name)
