@@ -4,7 +4,8 @@ which mix of its full-size models.
 Each seed runs the default's ``submission`` in its own copy of this repository, with
 ``depth`` added to the ensemble's members so that every full-size model (``fullres``,
 ``depth``, ``unet128``) is predicted on the test photos; every mix is then scored on the same
-stored probabilities against the synthetic truth at threshold 0.5, and so are the weights
+stored probabilities against the synthetic truth at threshold 0.5 (with the ensemble's
+8-bit rounding, as ``choose_weights`` scores it), and so are the weights
 that the ``weights: validation`` grid would choose on the validation photos. The submission
 itself is not the default's (three members): only the mixes' scores are the point.
 
@@ -28,13 +29,12 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 import yaml
 from real_splits import copy_workflow, test_shard_dirs  # this folder's (run as a script)
 
-from carvana.ensemble import average, choose_weights, full_size_loader
-from carvana.io import mask_path, read_json, read_mask
-from carvana.metrics import dice
+from carvana.ensemble import choose_weights, full_size_loader, grid_dice
+from carvana.io import full_size_prob, mask_path, read_json, read_mask
 from carvana.scoring import truth_by_id
 from carvana.split import fold_ids
 from carvana.workflow import SYNTHETIC_TRUTH
@@ -75,20 +75,21 @@ def score_mixes(work: Path) -> dict:
         threshold=0.5, step=0.1)
     truth = truth_by_id(work / SYNTHETIC_TRUTH, results / "data" / "ingest.json")
     mixes = {m: dict.fromkeys(m.split("+"), 1.0) for m in MIXES}
-    mixes["validation"] = {m: w for m, w in choice.weights.items() if w > 0}
+    mixes["validation"] = choice.weights
+    grid = np.array([[mix.get(m, 0.0) for m in MEMBERS] for mix in mixes.values()])
+    grid /= grid.sum(axis=1, keepdims=True)
     shard_of = test_shard_dirs(results, MEMBERS)
-    rows = []
-    for image_id in sorted(shard_of["fullres"]):
-        mask = truth(image_id).astype(bool)
-        row = {"id": image_id}
-        for name, weights in mixes.items():
-            members = {m: (shard_of[m][image_id], w) for m, w in weights.items()}
-            row[name] = dice(average(members, image_id, size) >= 0.5, mask)
-        rows.append(row)
-    frame = pd.DataFrame(rows)
+    ids = sorted(shard_of["fullres"])
+    scores = np.zeros((len(ids), len(grid)))
+    for row, image_id in enumerate(ids):  # each member's map read once; every mix from it
+        probs = np.stack([full_size_prob(shard_of[m][image_id], image_id, size)
+                          for m in MEMBERS])
+        scores[row] = grid_dice(probs, truth(image_id).astype(bool), grid, 0.5)
     return {"validation_weights": choice.weights,
-            "mean": {m: round(float(frame[m].mean()), 6) for m in mixes},
-            "min_photo": {m: round(float(frame[m].min()), 6) for m in mixes}}
+            "mean": {m: round(float(v), 6) for m, v in zip(mixes, scores.mean(axis=0),
+                                                           strict=True)},
+            "min_photo": {m: round(float(v), 6) for m, v in zip(mixes, scores.min(axis=0),
+                                                                strict=True)}}
 
 
 def table(runs: dict[int, dict]) -> str:
