@@ -1,8 +1,13 @@
-"""Does a guided filter (He et al.), with the photo as guide, sharpen the ensemble's edge?
-Scores the mean of a finished split's stored test probabilities at 0.5, raw and filtered, on
-its unseen cars (docs/real-photos.md, sixth pass: +0.00004 over three splits, not pursued).
+"""Does any post-processing of the ensemble's probabilities help? Scores the mean of a finished
+split's stored test probabilities on its unseen cars at 0.5, raw and under each setting:
 
-    python benchmarks/guided_filter.py /work/runs/refA/A effl0_depth_lv effl2_depth_lv
+- ``morph``: thresholds 0.45 and 0.55, the largest connected component, its holes filled,
+  a 1-px dilation and erosion, the mask shifted by 1 px (docs/real-photos.md, ninth pass:
+  none gains 0.0001);
+- ``guided``: a guided filter (He et al.) with the photo as guide (sixth pass: +0.00004 over
+  three splits, not pursued).
+
+    python benchmarks/postprocess.py /work/runs/candA/A effl0_depth_lv effl2_depth_lv --kinds morph
 
 The folder is one split of ``benchmarks/real_splits.py`` (holding run/, data/ and
 test_cars.json); only the photos of its test cars are scored (not ``--test-copies``' copies).
@@ -28,6 +33,35 @@ from carvana.metrics import dice
 SHAPE = (1280, 1918)
 SETTINGS = ([("gray", r, e) for r in (1, 2, 4) for e in (1e-4, 1e-3, 1e-2)]
             + [("color", r, e) for r in (2, 4) for e in (1e-4, 1e-3)])
+KERNEL = np.ones((3, 3), np.uint8)
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The mask's largest 8-connected component (the mask itself when it is empty)."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return mask
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """The mask with every background region that does not touch the border filled."""
+    n, labels = cv2.connectedComponents((~mask).astype(np.uint8), connectivity=4)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return mask | ~np.isin(labels, border[border > 0]) & (labels > 0)
+
+
+def morph_settings(p: np.ndarray) -> dict[str, np.ndarray]:
+    """The thresholded and morphological variants of the probabilities ``p``."""
+    mask = p >= 0.5
+    big = largest_component(mask)
+    return {"t0.45": p >= 0.45, "t0.55": p >= 0.55, "largest": big,
+            "largest filled": fill_holes(big),
+            "dilate 1px": cv2.dilate(mask.astype(np.uint8), KERNEL) > 0,
+            "erode 1px": cv2.erode(mask.astype(np.uint8), KERNEL) > 0,
+            **{f"shift {name}": np.roll(mask, step, axis=axis)  # is the edge offset?
+               for name, step, axis in (("right", 1, 1), ("left", -1, 1), ("down", 1, 0),
+                                        ("up", -1, 0))}}
 
 
 def box(x: np.ndarray, r: int) -> np.ndarray:
@@ -57,15 +91,20 @@ def guided_color(img: np.ndarray, p: np.ndarray, r: int, eps: float) -> np.ndarr
     return sum(box(a[..., c], r) * img[..., c] for c in range(3)) + box(b, r)
 
 
-def score_photo(root: Path, img: str, code: str, dirs: dict[str, dict[str, Path]]) -> dict:
-    """One photo's Dice, raw and under every setting."""
+def score_photo(root: Path, img: str, code: str, dirs: dict[str, dict[str, Path]],
+                kinds: list[str]) -> dict:
+    """One photo's Dice, raw and under every setting of ``kinds``."""
     iid = img.removesuffix(".jpg")
     true = rle.decode(code, SHAPE).astype(bool)
     p = np.mean([full_size_prob(d[iid], iid, SHAPE[::-1]) for d in dirs.values()],
                 axis=0).astype(np.float32)
+    row = {"id": iid, "car": car_of(iid), "raw": dice(p >= 0.5, true)}
+    if "morph" in kinds:
+        row |= {name: dice(mask, true) for name, mask in morph_settings(p).items()}
+    if "guided" not in kinds:
+        return row
     bgr = cv2.imread(str(root / "data/kaggle/test" / img)).astype(np.float32) / 255
     gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-    row = {"id": iid, "car": car_of(iid), "raw": dice(p >= 0.5, true)}
     for kind, r, eps in SETTINGS:
         q = guided_gray(gray, p, r, eps) if kind == "gray" else guided_color(bgr, p, r, eps)
         row[f"{kind} r{r} eps{eps:g}"] = dice(q >= 0.5, true)
@@ -76,6 +115,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("split", type=Path, help="one split folder of real_splits.py")
     parser.add_argument("models", nargs="+", help="models whose stored probabilities to mean")
+    parser.add_argument("--kinds", nargs="+", choices=["morph", "guided"],
+                        default=["morph", "guided"], help="which settings to score")
     args = parser.parse_args()
     root = args.split
     cars = json.loads((root / "test_cars.json").read_text())
@@ -84,7 +125,7 @@ def main() -> None:
     rows = []
     for img, code in truth.items():
         if car_of(img.removesuffix(".jpg")) in cars:
-            rows.append(score_photo(root, img, code, dirs))
+            rows.append(score_photo(root, img, code, dirs, args.kinds))
             print(rows[-1]["id"], {k: round(v, 5) for k, v in rows[-1].items()
                                    if k not in ("id", "car")}, flush=True)
     table = pd.DataFrame(rows)
