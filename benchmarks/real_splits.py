@@ -19,6 +19,15 @@ process of the run: jobs run one at a time on 2 cores). The CPU's model is recor
 project's machine has not always had the same one (docs/throughput.md measured an Intel Xeon
 with AMX-BF16; the runs of 2026-12-04's evening ran on an AMD EPYC without AMX). Writes ``--out/real_splits.json`` and
 prints a Markdown table.
+
+To measure a change of the preset's later stages on splits already run, ``--rerun-from OLD``
+copies each ``--split NAME``'s finished run from the earlier ``--out OLD`` and runs it again
+with ``--configfile`` (the preset and an override file): only the jobs whose parameters
+changed rerun, as in a user's folder, and ``est_wall_s`` estimates a whole run's wall (the
+old one with the rerun stages' times in place of the old), e.g.
+
+    python benchmarks/real_splits.py --out /tmp/lv240 --rerun-from /tmp/splits \\
+        --split A --split B --configfile configs/carvana-cpu.yaml lv240.yaml
 """
 
 from __future__ import annotations
@@ -93,24 +102,60 @@ def run_split(name: str, test_cars: list[str], args: argparse.Namespace) -> dict
     originals = set(pd.read_csv(truth_csv)["img"])
     if args.test_copies > 1:
         copy_test(root / "data" / "kaggle", truth_csv, args.test_copies)
-    work = root / "run"
-    copy_workflow(work)
+    copy_workflow(root / "run")
+    return {"split": name, "train_cars": made["train"], "test_cars": test_cars,
+            **measure(root / "run", root / "data", originals, args)}
+
+
+def rerun_split(name: str, args: argparse.Namespace) -> dict:
+    """Split ``name`` of the finished ``--rerun-from`` folder, copied and run again with
+    ``--configfile``: its own copy of the workflow (the code it was made with) and its data,
+    so only the jobs whose parameters changed rerun. ``est_wall_s`` is what a whole run would
+    take: the old wall with each rerun job's time replaced (the jobs run one at a time)."""
+    source, root = Path(args.rerun_from).resolve() / name, Path(args.out).resolve() / name
+    if source == root or not (source / "run" / "results" / "submission.csv.gz").exists():
+        raise SystemExit(f"--rerun-from: {source} holds no finished run (or is --out)")
+    old = {r["split"]: r for r in json.loads((source.parent / "real_splits.json")
+                                             .read_text())["runs"]}.get(name)
+    if old is None:
+        raise SystemExit(f"--rerun-from: {source.parent / 'real_splits.json'} has no split {name}")
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    shutil.copytree(source / "run", root / "run", symlinks=True)  # copy2: mtimes kept
+    shutil.copy2(source / "test_cars.json", root / "test_cars.json")
+    (root / "data").symlink_to(source / "data")
+    # the data folder as the run named it: a changed data_dir would rerun every job
+    data = Path(json.loads((source / "run" / "results" / "data" / "ingest.json")
+                           .read_text())["data_dir"]).parent
+    truth = pd.read_csv(data / "truth" / "test_masks.csv")["img"]
+    originals = {img for img in truth if car_of(img.split(".")[0]) in old["test_cars"]}
+    new = measure(root / "run", data, originals, args)
+    est = old["wall_s"] - sum(old["stages"].values()) + chain_seconds(new["stages"],
+                                                                     root / "run")
+    return {"split": name, "train_cars": old["train_cars"], "test_cars": old["test_cars"],
+            "rerun_from": str(source), "est_wall_s": round(est, 1), **new}
+
+
+def measure(work: Path, data: Path, originals: set[str], args: argparse.Namespace) -> dict:
+    """Run ``submission`` in ``work`` on the Kaggle folder under ``data``; its time, peak
+    memory, the CPU, the scores of the ``originals`` photos and each stage's time."""
     for extra in args.configfile:
         if not (work / extra).exists():  # an override file from outside the repo
             shutil.copy2(extra, work / Path(extra).name)
-    args.configfile = [c if (REPO / c).exists() else Path(c).name for c in args.configfile]
+    configs = [c if (REPO / c).exists() else Path(c).name for c in args.configfile]
+    truth_csv = data / "truth" / "test_masks.csv"
     cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "snakemake", "--cores",
-           str(args.cores), "submission", "--configfile", *args.configfile, "--config",
-           f"data_dir={root / 'data' / 'kaggle'}", f"truth={truth_csv}"]
+           str(args.cores), "submission", "--configfile", *configs, "--config",
+           f"data_dir={data / 'kaggle'}", f"truth={truth_csv}"]
     load0, start = os.getloadavg()[0], time.monotonic()
     proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
     wall, load1 = time.monotonic() - start, os.getloadavg()[0]
-    (root / "snakemake.log").write_text(proc.stdout + proc.stderr)
+    (work.parent / "snakemake.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
-        raise SystemExit(f"split {name}: snakemake failed, see {root / 'snakemake.log'}")
+        raise SystemExit(f"{work}: snakemake failed, see {work.parent / 'snakemake.log'}")
     peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
-    return {"split": name, "train_cars": made["train"], "test_cars": test_cars,
-            "test_photos": len(pd.read_csv(truth_csv)), "wall_s": round(wall, 1),
+    return {"test_photos": len(pd.read_csv(truth_csv)), "wall_s": round(wall, 1),
             "peak_gb": round(int(peak.group(1)) / 2**20, 2) if peak else None,
             "load_start": round(load0, 2), "load_end": round(load1, 2),
             "cpu": cpu_model(), "native_bf16": native_cpu_bf16(), "amx": cpu_has_amx(),
@@ -118,6 +163,14 @@ def run_split(name: str, test_cars: list[str], args: argparse.Namespace) -> dict
             "stages": stage_times(work / "results" / "benchmarks"),
             "ensemble_weights": _json(work / "results" / "metrics" / "ensemble_weights.json"),
             "subsets": member_subsets(work, truth_csv, originals)}
+
+
+def chain_seconds(stages: dict[str, float], work: Path) -> float:
+    """The seconds of the stages (``stage_times``) of the models the run's submission uses:
+    a copied run keeps the benchmark files of models a new config no longer runs."""
+    models = json.loads((work / "results" / "chain.json").read_text())["models"]
+    return sum(t for key, t in stages.items()
+               if re.sub(r"_(test|val|train_all)$", "", key.split("/", 1)[1]) in models)
 
 
 def score(submission: Path, truth_csv: Path, keep: set[str]) -> dict:
@@ -207,8 +260,10 @@ def table(runs: list[dict]) -> str:
     for r in runs:
         s = r["scores"]
         cars = " / ".join(f"{c}: {d:.4f}" for c, d in s["per_car"].items())
+        wall = (f"{r['est_wall_s'] / 60:.1f} min (est.; rerun {r['wall_s'] / 60:.1f})"
+                if "est_wall_s" in r else f"{r['wall_s'] / 60:.1f} min")
         lines.append(f"| {r['split']} | {r['test_photos']} photos | {s['mean']:.4f} | {cars} | "
-                     f"{s['min_photo']:.4f} | {r['wall_s'] / 60:.1f} min | {r['peak_gb']} GB |")
+                     f"{s['min_photo']:.4f} | {wall} | {r['peak_gb']} GB |")
     means = [r["scores"]["mean"] for r in runs]
     spread = (max(means) - min(means)) / 2 if len(means) > 1 else 0.0
     lines.append(f"| **mean** | | **{statistics.mean(means):.4f} ± {spread:.4f}** | | "
@@ -232,6 +287,10 @@ def main() -> None:
     parser.add_argument("--subsets-of", default=None, metavar="RUN_DIR",
                         help="only score every member subset of a finished split: its folder "
                              "(holding run/ and data/)")
+    parser.add_argument("--rerun-from", default=None, metavar="OUT",
+                        help="copy each --split NAME's finished run from this earlier --out "
+                             "and run it again with --configfile (only changed jobs rerun; "
+                             "give NAME alone)")
     parser.add_argument("--models", nargs="+", default=None,
                         help="with --subsets-of: only subsets of these trained models")
     args = parser.parse_args()
@@ -248,8 +307,11 @@ def main() -> None:
         return
     runs = []
     for spec in args.split:
-        name, cars = spec.split("=", 1)
-        runs.append(run_split(name, cars.split(","), args))
+        name, _, cars = spec.partition("=")
+        if not (cars or args.rerun_from):
+            parser.error(f"--split {spec}: give NAME=CAR,CAR (NAME alone only with --rerun-from)")
+        runs.append(rerun_split(name, args) if args.rerun_from
+                    else run_split(name, cars.split(","), args))
         print(json.dumps(runs[-1], indent=1), flush=True)
     out = Path(args.out) / "real_splits.json"
     out.write_text(json.dumps({"configfile": args.configfile, "runs": runs,
