@@ -111,7 +111,8 @@ def rerun_split(name: str, args: argparse.Namespace) -> dict:
     """Split ``name`` of the finished ``--rerun-from`` folder, copied and run again with
     ``--configfile``: its own copy of the workflow (the code it was made with) and its data,
     so only the jobs whose parameters changed rerun. ``est_wall_s`` is what a whole run would
-    take: the old wall with each rerun job's time replaced (the jobs run one at a time)."""
+    take: the old wall with each rerun job's time replaced (the jobs run one at a time), so
+    rerun with the old run's ``--cores`` on an equally loaded machine."""
     source, root = Path(args.rerun_from).resolve() / name, Path(args.out).resolve() / name
     if source == root or not (source / "run" / "results" / "submission.csv.gz").exists():
         raise SystemExit(f"--rerun-from: {source} holds no finished run (or is --out)")
@@ -308,6 +309,8 @@ def main() -> None:
     runs = []
     for spec in args.split:
         name, _, cars = spec.partition("=")
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", name):  # it names a folder under --out
+            parser.error(f"--split {spec}: NAME takes letters, digits, '_' and '-' only")
         if not (cars or args.rerun_from):
             parser.error(f"--split {spec}: give NAME=CAR,CAR (NAME alone only with --rerun-from)")
         runs.append(rerun_split(name, args) if args.rerun_from
