@@ -111,8 +111,9 @@ def rerun_split(name: str, args: argparse.Namespace) -> dict:
     """Split ``name`` of the finished ``--rerun-from`` folder, copied and run again with
     ``--configfile``: its own copy of the workflow (the code it was made with) and its data,
     so only the jobs whose parameters changed rerun. ``est_wall_s`` is what a whole run would
-    take: the old wall with each rerun job's time replaced (the jobs run one at a time), so
-    rerun with the old run's ``--cores`` on an equally loaded machine."""
+    take: the old wall (or the old estimate, for a rerun of a rerun) with the times of the
+    stages its chain used replaced by the new chain's (the jobs run one at a time), so rerun
+    with the old run's ``--cores`` on an equally loaded machine."""
     source, root = Path(args.rerun_from).resolve() / name, Path(args.out).resolve() / name
     if source == root or not (source / "run" / "results" / "submission.csv.gz").exists():
         raise SystemExit(f"--rerun-from: {source} holds no finished run (or is --out)")
@@ -129,11 +130,10 @@ def rerun_split(name: str, args: argparse.Namespace) -> dict:
     # the data folder as the run named it: a changed data_dir would rerun every job
     data = Path(json.loads((source / "run" / "results" / "data" / "ingest.json")
                            .read_text())["data_dir"]).parent
-    truth = pd.read_csv(data / "truth" / "test_masks.csv")["img"]
-    originals = {img for img in truth if car_of(img.split(".")[0]) in old["test_cars"]}
-    new = measure(root / "run", data, originals, args)
-    est = old["wall_s"] - sum(old["stages"].values()) + chain_seconds(new["stages"],
-                                                                     root / "run")
+    old_chain = chain_seconds(old["stages"], source / "run")  # before the rerun rewrites it
+    new = measure(root / "run", data, kept_photos(source), args)
+    est = (old.get("est_wall_s", old["wall_s"]) - old_chain
+           + chain_seconds(new["stages"], root / "run"))
     return {"split": name, "train_cars": old["train_cars"], "test_cars": old["test_cars"],
             "rerun_from": str(source), "est_wall_s": round(est, 1), **new}
 
@@ -142,8 +142,8 @@ def measure(work: Path, data: Path, originals: set[str], args: argparse.Namespac
     """Run ``submission`` in ``work`` on the Kaggle folder under ``data``; its time, peak
     memory, the CPU, the scores of the ``originals`` photos and each stage's time."""
     for extra in args.configfile:
-        if not (work / extra).exists():  # an override file from outside the repo
-            shutil.copy2(extra, work / Path(extra).name)
+        if not (REPO / extra).exists():  # an override file from outside the repo: always
+            shutil.copy2(extra, work / Path(extra).name)  # fresh (a copied run holds its own)
     configs = [c if (REPO / c).exists() else Path(c).name for c in args.configfile]
     truth_csv = data / "truth" / "test_masks.csv"
     cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "snakemake", "--cores",
@@ -164,6 +164,14 @@ def measure(work: Path, data: Path, originals: set[str], args: argparse.Namespac
             "stages": stage_times(work / "results" / "benchmarks"),
             "ensemble_weights": _json(work / "results" / "metrics" / "ensemble_weights.json"),
             "subsets": member_subsets(work, truth_csv, originals)}
+
+
+def kept_photos(split: Path) -> set[str]:
+    """The truth's photos of a split folder's test cars themselves (``test_cars.json``), not
+    the copies ``--test-copies`` added under other car ids."""
+    cars = set(json.loads((split / "test_cars.json").read_text()))
+    truth = pd.read_csv(split / "data" / "truth" / "test_masks.csv")["img"]
+    return {img for img in truth if car_of(img.removesuffix(".jpg")) in cars}
 
 
 def chain_seconds(stages: dict[str, float], work: Path) -> float:
@@ -300,9 +308,7 @@ def main() -> None:
     if args.subsets_of:
         root = Path(args.subsets_of)
         truth_csv = root / "data" / "truth" / "test_masks.csv"
-        keep = {img for img in pd.read_csv(truth_csv)["img"]
-                if any(img.startswith(c) for c in json.loads(
-                    (root / "test_cars.json").read_text()))}
+        keep = kept_photos(root)
         print(json.dumps(member_subsets(root / "run", truth_csv, keep, only=args.models),
                          indent=1))
         return
