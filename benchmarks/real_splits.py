@@ -83,9 +83,10 @@ def copy_test(kaggle: Path, truth_csv: Path, copies: int) -> None:
     full.assign(rle_mask="1 1").to_csv(kaggle / "sample_submission.csv", index=False)
 
 
-def copy_workflow(work: Path) -> None:
-    """A fresh copy of this repository's workflow (``PARTS``) in ``work``, a new folder."""
-    work.mkdir(parents=True)
+def copy_workflow(work: Path, *, exist_ok: bool = False) -> None:
+    """A fresh copy of this repository's workflow (``PARTS``) in ``work``, a new folder (or
+    one whose ``PARTS`` were removed, with ``exist_ok``)."""
+    work.mkdir(parents=True, exist_ok=exist_ok)
     for part in PARTS:
         src = REPO / part
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, work / part)
@@ -110,7 +111,8 @@ def run_split(name: str, test_cars: list[str], args: argparse.Namespace) -> dict
 def rerun_split(name: str, args: argparse.Namespace) -> dict:
     """Split ``name`` of the finished ``--rerun-from`` folder, copied and run again with
     ``--configfile``: its own copy of the workflow (the code it was made with) and its data,
-    so only the jobs whose parameters changed rerun. ``est_wall_s`` is what a whole run would
+    so only the jobs whose parameters changed rerun (``--current-workflow``: this repository's
+    workflow files in place of the old run's). ``est_wall_s`` is what a whole run would
     take: the old wall (or the old estimate, for a rerun of a rerun) with the times of the
     stages its chain used replaced by the new chain's (the jobs run one at a time), so rerun
     with the old run's ``--cores`` on an equally loaded machine."""
@@ -125,6 +127,11 @@ def rerun_split(name: str, args: argparse.Namespace) -> dict:
         shutil.rmtree(root)
     root.mkdir(parents=True)
     shutil.copytree(source / "run", root / "run", symlinks=True)  # copy2: mtimes kept
+    if args.current_workflow:
+        for part in PARTS:
+            target = root / "run" / part
+            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+        copy_workflow(root / "run", exist_ok=True)
     shutil.copy2(source / "test_cars.json", root / "test_cars.json")
     (root / "data").symlink_to(source / "data")
     # the data folder as the run named it: a changed data_dir would rerun every job
@@ -300,6 +307,10 @@ def main() -> None:
                         help="copy each --split NAME's finished run from this earlier --out "
                              "and run it again with --configfile (only changed jobs rerun; "
                              "give NAME alone)")
+    parser.add_argument("--current-workflow", action="store_true",
+                        help="with --rerun-from: run this repository's workflow files instead "
+                             "of the old run's (for a change that needs them, e.g. a new "
+                             "config key; jobs whose rule code changed rerun too)")
     parser.add_argument("--models", nargs="+", default=None,
                         help="with --subsets-of: only subsets of these trained models")
     args = parser.parse_args()

@@ -187,3 +187,34 @@ def test_edge_crops_hold_the_outline_and_fall_back_when_there_is_none() -> None:
     assert torch.equal(RandomCrops(base, crop, edge=1.0)[0]["image"], first["image"])
     with pytest.raises(ValueError, match="crop_edge is a fraction"):
         RandomCrops(base, crop, edge=1.5)
+
+
+def test_lower_edge_crops_hold_the_cars_underside_only() -> None:
+    """With ``lower=1`` every outline-centred window holds the car's lower edge (car above,
+    background below) and never its upper edge; with ``lower=0`` the two edges and the sides
+    share the windows; a fraction outside [0, 1] is an error naming the key."""
+    from carvana.fullres import RandomCrops
+
+    tile, crop = 128, 16
+    mask = torch.zeros(2, 1, tile, tile, dtype=torch.uint8)
+    mask[:, 0, 40:80, 10:118] = 1  # a wide car: upper edge row 40, lower edge row 80
+    row = torch.arange(tile, dtype=torch.int32)[:, None].expand(tile, tile)
+    image = row.repeat(2, 3, 1, 1)  # each pixel's value is its row
+    base = [{"id": "x", "image": image, "mask": mask}]
+
+    def edges_seen(lower: float, draws: int = 100) -> tuple[int, int]:
+        top = bottom = 0
+        for _ in range(draws):
+            item = RandomCrops(base, crop, edge=1.0, lower=lower)[0]
+            for rows, window in zip(item["image"][:, 0, :, 0], item["mask"][:, 0], strict=True):
+                top += int(rows[0] <= 40 <= rows[-1] and window.max() == 1)
+                bottom += int(rows[0] <= 80 <= rows[-1] and window.max() == 1)
+        return top, bottom
+
+    torch.manual_seed(0)
+    top, bottom = edges_seen(lower=1.0)
+    assert top == 0 and bottom == 200
+    top, bottom = edges_seen(lower=0.0)
+    assert 40 < top < 120 and 40 < bottom < 120
+    with pytest.raises(ValueError, match="crop_edge_lower is a fraction"):
+        RandomCrops(base, crop, edge=1.0, lower=-0.1)

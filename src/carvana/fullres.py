@@ -81,14 +81,17 @@ class RandomCrops(Dataset):
     A window drawn uniformly sees the middle of a tile about twice as often as the car's roof
     and sills, which lie near the band's top and bottom; with ``edge`` > 0 that fraction of
     the windows is centred instead (within a quarter crop) on a random pixel of the car's
-    outline, clamped inside the tile. A tile with no outline gets a uniform window. The
+    outline, clamped inside the tile. Of those, a fraction ``lower`` is centred on the outline's
+    lower edges only (car above, background below: the sills, the bumpers' undersides and the
+    tyres on the floor's shadow). A tile with no such outline gets a uniform window. The
     windows come from torch's global RNG, so a seeded (and resumed) run draws the same ones.
     """
 
-    def __init__(self, base: Dataset, crop: int, edge: float = 0.0) -> None:
-        if not 0.0 <= edge <= 1.0:
-            raise ValueError(f"crop_edge is a fraction of the crops in [0, 1], got {edge}")
-        self.base, self.crop, self.edge = base, int(crop), float(edge)
+    def __init__(self, base: Dataset, crop: int, edge: float = 0.0, lower: float = 0.0) -> None:
+        for name, value in (("crop_edge", edge), ("crop_edge_lower", lower)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} is a fraction of the crops in [0, 1], got {value}")
+        self.base, self.crop, self.edge, self.lower = base, int(crop), float(edge), float(lower)
 
     def __len__(self) -> int:
         return len(self.base)
@@ -103,8 +106,9 @@ class RandomCrops(Dataset):
         starts = torch.randint(0, size - self.crop + 1, (len(image), 2))
         if self.edge > 0:
             centred = torch.rand(len(image)) < self.edge
+            lower = torch.rand(len(image)) < self.lower
             for k in torch.nonzero(centred).flatten().tolist():
-                start = self._edge_start(mask[k, 0])
+                start = self._edge_start(mask[k, 0], lower=bool(lower[k]))
                 if start is not None:
                     starts[k] = start
         c = self.crop
@@ -114,12 +118,16 @@ class RandomCrops(Dataset):
                                     for t, (y, x) in zip(mask, starts.tolist(), strict=True)])
         return item
 
-    def _edge_start(self, mask: torch.Tensor) -> torch.Tensor | None:
-        """A window's (row, col) start centred near a random outline pixel; None if none."""
+    def _edge_start(self, mask: torch.Tensor, *, lower: bool = False) -> torch.Tensor | None:
+        """A window's (row, col) start centred near a random outline pixel (``lower``: of the
+        outline's lower edges, the first background row under the car); None if none."""
         car = mask == 1  # pseudo-labels' ignored pixels are not car
         outline = torch.zeros_like(car)
-        outline[1:] |= car[1:] != car[:-1]
-        outline[:, 1:] |= car[:, 1:] != car[:, :-1]
+        if lower:
+            outline[1:] = car[:-1] & ~car[1:]
+        else:
+            outline[1:] |= car[1:] != car[:-1]
+            outline[:, 1:] |= car[:, 1:] != car[:, :-1]
         points = torch.nonzero(outline)
         if len(points) == 0:
             return None

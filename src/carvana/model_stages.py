@@ -185,7 +185,8 @@ def train_tiles_stage(*, name: str, spec: dict[str, Any], data_dir: str, split: 
     hashed = params_hash({"spec": spec, "seed": seed, "tiles": tiles, "tile": geom.tile,
                           "train": train_ids, "val": val_ids,
                           **({"pseudo": pseudo_ids} if pseudo_ids else {})})
-    train_set = RandomCrops(sets[0], cfg.crop, cfg.crop_edge) if cfg.crop else sets[0]
+    train_set = (RandomCrops(sets[0], cfg.crop, cfg.crop_edge, cfg.crop_edge_lower)
+                 if cfg.crop else sets[0])
     result = train(model, TrainData(train_set, sets[1], collate_tiles), cfg, dev, seed,
                    resume=Resume(resume, hashed) if resume else None)
     meta = {"name": name, "arch": spec["arch"], "in_channels": in_channels,

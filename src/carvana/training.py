@@ -6,8 +6,7 @@ validation every epoch or every ``eval_every_steps``, early stopping and plateau
 ``min_steps``, an optionally frozen encoder for the first steps, an optional fine-tune phase at
 a lower learning rate (with another loss if asked), and optionally an exponential average of
 the weights (``ema``), validated and kept instead of the raw weights. With ``resume_path`` it
-writes everything it needs to carry on after a kill, atomically, and a rerun carries on to the
-same final weights.
+writes all it needs to carry on after a kill, atomically: a rerun ends at the same weights.
 """
 
 from __future__ import annotations
@@ -70,9 +69,8 @@ HISTORY_COLUMNS = ["step", "epoch", "phase", "lr", "train_loss", "val_loss", "va
 class TrainConfig:
     """Optimisation settings of one model (config `training:` merged with the model's `train:`).
 
-    Patience counts validations (once per epoch unless ``eval_every_steps``). ``min_val_dice``,
-    ``crop``, ``crop_edge`` and ``train_on_val`` are carried for the stage code (quality gate,
-    crop training, the training images); train() ignores them.
+    Patience counts validations (once per epoch unless ``eval_every_steps``). train() ignores
+    ``min_val_dice``, ``crop``, ``crop_edge*`` and ``train_on_val``: the stage code's settings.
     """
 
     epochs: int = 16
@@ -99,6 +97,7 @@ class TrainConfig:
     min_val_dice: float = 0.5
     crop: int | None = None
     crop_edge: float = 0.0  # crop training: the fraction of windows centred on the car's outline
+    crop_edge_lower: float = 0.0  # of those, the fraction centred on its lower edges (the sills)
     train_on_val: bool = False  # a refit: the validation cars train too (validation is then seen)
     amp: bool = True
     cpu_bf16: bool = False
@@ -118,8 +117,9 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"training {name} {getattr(self, name)!r}: use one of "
                                  f"{', '.join(LOSSES)}")
-        if not 0.0 <= self.crop_edge <= 1.0:
-            raise ValueError(f"training crop_edge is a fraction in [0, 1], got {self.crop_edge}")
+        for name in ("crop_edge", "crop_edge_lower"):
+            if not 0.0 <= (value := getattr(self, name)) <= 1.0:
+                raise ValueError(f"training {name} is a fraction in [0, 1], got {value}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"training ema is a decay in [0, 1) (0: off), got {self.ema}")
         for name in ("warmup_steps", "min_steps", "freeze_encoder_steps", "fine_tune_epochs"):
