@@ -106,6 +106,9 @@ def test_unknown_training_key_is_an_error() -> None:
         TrainConfig.from_dict({"schedule": "linear"})
     with pytest.raises(ValueError, match="steps"):
         TrainConfig.from_dict({"steps": 0})
+    for key in ("crop_edge", "crop_edge_lower"):
+        with pytest.raises(ValueError, match=f"training {key} is a fraction in \\[0, 1\\], got 1.5"):
+            TrainConfig.from_dict({key: 1.5})
     cfg = TrainConfig.from_dict({"min_val_dice": 0.9, "crop": 384, "steps": 500})
     assert (cfg.min_val_dice, cfg.crop, cfg.steps, cfg.schedule) == (0.9, 384, 500, "plateau")
 
