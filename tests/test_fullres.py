@@ -218,3 +218,21 @@ def test_lower_edge_crops_hold_the_cars_underside_only() -> None:
     assert 40 < top < 120 and 40 < bottom < 120
     with pytest.raises(ValueError, match="crop_edge_lower is a fraction"):
         RandomCrops(base, crop, edge=1.0, lower=-0.1)
+
+
+def test_crops_without_the_lower_option_draw_the_windows_of_older_runs() -> None:
+    """``crop_edge_lower: 0`` (every preset) draws nothing more from torch's RNG: a seeded run
+    crops the windows it cropped before the option existed (pinned from 7a5df28's code), so
+    the presets' models keep their bytes. Drawing the option's coin always moved them."""
+    from carvana.fullres import RandomCrops
+
+    tile, crop = 128, 16
+    mask = torch.zeros(2, 1, tile, tile, dtype=torch.uint8)
+    mask[:, 0, 40:80, 10:118] = 1
+    ramp = torch.arange(tile * tile, dtype=torch.int32).reshape(tile, tile)
+    base = [{"id": "x", "image": ramp.repeat(2, 3, 1, 1), "mask": mask}]
+    torch.manual_seed(5)
+    corners = [divmod(int(v), tile) for _ in range(6)
+               for v in RandomCrops(base, crop, edge=0.5)[0]["image"][:, 0, 0, 0]]
+    assert corners == [(91, 106), (30, 46), (20, 40), (19, 109), (71, 56), (112, 58),
+                       (30, 40), (6, 20), (101, 10), (97, 15), (111, 75), (70, 30)]

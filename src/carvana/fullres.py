@@ -106,7 +106,9 @@ class RandomCrops(Dataset):
         starts = torch.randint(0, size - self.crop + 1, (len(image), 2))
         if self.edge > 0:
             centred = torch.rand(len(image)) < self.edge
-            lower = torch.rand(len(image)) < self.lower
+            # drawn only when asked: the default's windows stay those of older runs (same bytes)
+            lower = (torch.rand(len(image)) < self.lower if self.lower > 0
+                     else torch.zeros(len(image), dtype=torch.bool))
             for k in torch.nonzero(centred).flatten().tolist():
                 start = self._edge_start(mask[k, 0], lower=bool(lower[k]))
                 if start is not None:
