@@ -314,6 +314,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=None,
                         help="with --subsets-of: only subsets of these trained models")
     args = parser.parse_args()
+    if args.current_workflow and not args.rerun_from:
+        parser.error("--current-workflow only applies with --rerun-from (a new run always "
+                     "copies this repository's workflow)")
     if not args.split and not args.subsets_of:
         parser.error("give at least one --split NAME=CAR,CAR (or --subsets-of RUN_DIR)")
     if args.subsets_of:

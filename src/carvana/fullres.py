@@ -107,10 +107,9 @@ class RandomCrops(Dataset):
         if self.edge > 0:
             centred = torch.rand(len(image)) < self.edge
             # drawn only when asked: the default's windows stay those of older runs (same bytes)
-            lower = (torch.rand(len(image)) < self.lower if self.lower > 0
-                     else torch.zeros(len(image), dtype=torch.bool))
+            lower = torch.rand(len(image)) < self.lower if self.lower > 0 else None
             for k in torch.nonzero(centred).flatten().tolist():
-                start = self._edge_start(mask[k, 0], lower=bool(lower[k]))
+                start = self._edge_start(mask[k, 0], lower=lower is not None and bool(lower[k]))
                 if start is not None:
                     starts[k] = start
         c = self.crop
