@@ -57,7 +57,7 @@ def count_split(folder: Path, models: list[str], threshold: float,
     truth = truth[truth["img"].str[:12].isin(cars)]
     rows = []
     predict = folder / "run" / "results" / "predict"
-    maps = {model: [_stored_maps(predict / stored.get(part, part) / "test")
+    maps = {model: [stored_maps(predict / stored.get(part, part) / "test")
                     for part in model.split("+")] for model in models}
     for img, code in zip(truth["img"], truth["rle_mask"], strict=True):
         image_id = img.removesuffix(".jpg")
@@ -76,7 +76,7 @@ def count_split(folder: Path, models: list[str], threshold: float,
     return pd.DataFrame(rows)
 
 
-def _stored_maps(folder: Path) -> dict[str, Path]:
+def stored_maps(folder: Path) -> dict[str, Path]:
     """Each stored test map's photo id and shard folder; none stored is an error."""
     maps = {p.stem: p.parent for p in folder.glob("*/*.png")}
     if not maps:

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from edge_errors import SHAPE, stored_maps  # this folder's: run as a script, it is on sys.path
 
 from carvana import rle
 from carvana.analysis.worst import edge_distance
 from carvana.data import mask_path
 from carvana.io import full_size_prob, read_mask
 
-SHAPE = (1280, 1918)
 BANDS = {"3-8 px": (3, 8), "8-16 px": (8, 16), "beyond 16 px": (16, np.inf)}
 
 
@@ -49,7 +49,7 @@ def count_split(folder: Path, model: str, every: int) -> pd.DataFrame:
         rows.append({"cars": "seen", **photo_row(true, prob)})
     cars = json.loads((folder / "test_cars.json").read_text())
     truth = pd.read_csv(folder / "data" / "truth" / "test_masks.csv")
-    maps = {p.stem: p.parent for p in (predict / "test").glob("*/*.png")}
+    maps = stored_maps(predict / "test")  # none stored is an error naming the folder
     for img, code in zip(truth["img"], truth["rle_mask"], strict=True):
         image_id = img.removesuffix(".jpg")
         if image_id[:12] not in cars:

@@ -1,4 +1,5 @@
-"""Batched augmentation on the training device (kornia): flips, shift/scale, colour jitter."""
+"""Batched augmentation on the training device (kornia): flips, shift/scale, colour jitter,
+and a warp of the depth models' low-res map (``prior_warp``)."""
 
 from __future__ import annotations
 
