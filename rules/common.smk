@@ -3,6 +3,7 @@ import re
 from glob import glob
 
 from carvana import cutouts as cut
+from carvana import oof
 from carvana import resources as rs
 from carvana import workflow as wf
 from snakemake.logging import logger
@@ -160,6 +161,11 @@ def get_resume(model):
     return f"results/resume/{model}.pt"
 
 
+def get_fold_name(wildcards):
+    """The name a fold copy of a ladder model trains under (out-of-fold maps)."""
+    return oof.fold_name(wildcards.model, int(wildcards.k), int(wildcards.fold))
+
+
 def get_train_summary(wildcards):
     """A trained model's training summary (the ensemble has none)."""
     if wildcards.model in TRAINED:
@@ -172,7 +178,7 @@ def get_tile_model_inputs(wildcards):
     spec = wf.model_spec(config, wildcards.model)
     inputs = {}
     if spec.get("depth_from"):
-        inputs["depth"] = f"results/predict/{spec['depth_from']}/train_all"
+        inputs["depth"] = wf.depth_train_maps(config, wildcards.model)
     if spec.get("init_from"):
         inputs["init"] = f"results/models/{spec['init_from']}/weights.pt"
     if spec.get("pseudo"):

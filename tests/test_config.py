@@ -58,6 +58,14 @@ def test_cross_field_errors() -> None:
     bad = wf.deep_merge(config, {"submission": {"source": "unet999"}})
     with pytest.raises(ValueError, match="submission.source"):
         wf.check_config(bad)
+    bad = wf.deep_merge(config, {"models": {"fullres": {"depth_folds": 2}}})
+    with pytest.raises(ValueError, match="models.fullres.depth_folds: out-of-fold maps need "
+                                         "depth_from"):
+        wf.check_config(bad)
+    wf.check_config(wf.deep_merge(config, {"models": {"depth": {"depth_folds": 2}}}))
+    one = wf.deep_merge(config, {"models": {"depth": {"depth_folds": 1}}})
+    with pytest.raises(Exception, match="depth_folds"):
+        validate(one, SCHEMA)
     refit = wf.deep_merge(config, {"training": {"train_on_val": True}})
     wf.check_config(refit)  # fixed weights and threshold: a refit is allowed
     bad = wf.deep_merge(refit, {"submission": {"threshold": "best"}})

@@ -177,6 +177,37 @@ def test_training_parameter_reruns_only_that_model(done: Path, tmp_path: Path) -
     assert jobs["train_tiles"] == 1 and jobs["evaluate"] == 1
 
 
+def test_out_of_fold_maps_train_fold_copies_and_rerun_only_the_depth_model(
+        done: Path, tmp_path: Path) -> None:
+    """`depth_folds: 2` adds two fold copies of the depth source (unet32), each trained on the
+    cars the other holds out; their maps of the held-out photos, gathered, train `depth`."""
+    work = fork(done, tmp_path)
+    (work / "override.yaml").write_text("models: {depth: {depth_folds: 2}}\n")
+    args = ["--configfile", "configs/tiny.yaml", "override.yaml"]
+    jobs = planned_jobs(snakemake(work, "-n", "all", *args))
+    assert jobs == {
+        "oof_split": 2, "train_lowres_fold": 2, "predict_lowres_fold": 2, "gather_oof": 1,
+        "train_tiles": 1, "predict_tiles_val": 1, "evaluate": 1, "thresholds": 1, "summary": 1,
+        "analysis_model_comparison": 1, "analysis_threshold_curves": 1,
+        "analysis_learning_curves": 1, "all": 1}
+    oof = work / "results/predict/unet32/train_oof_k2"
+    proc = snakemake(work, "--cores", "2", str(oof.relative_to(work)), *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    split = pd.read_csv(work / "results/data/split.csv", dtype=str)
+    assert sorted(p.stem for p in oof.glob("*.png")) == sorted(split["id"])
+    for fold in (0, 1):
+        held = pd.read_csv(work / f"results/data/oof/k2/{fold}.csv", dtype=str).query("fold == 'val'")
+        maps = work / f"results/predict/unet32/oof_k2/{fold}"
+        assert sorted(p.stem for p in maps.glob("*.png")) == sorted(held["id"])
+        for image_id in held["id"]:
+            assert (oof / f"{image_id}.png").read_bytes() == (maps / f"{image_id}.png").read_bytes()
+        summary = json.loads((work / f"results/models/unet32/oof_k2/{fold}/train.json").read_text())
+        assert summary["name"] == f"unet32_oof{fold}of2" and summary["validation_seen"] is False
+    # the held-out maps are not the low-res model's own maps of those photos
+    seen = work / "results/predict/unet32/train_all"
+    assert any((oof / p.name).read_bytes() != p.read_bytes() for p in seen.glob("*.png"))
+
+
 def test_script_edit_reruns_its_rule(done: Path, tmp_path: Path) -> None:
     work = fork(done, tmp_path)
     script = work / "scripts" / "summary.py"

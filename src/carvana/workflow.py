@@ -59,6 +59,23 @@ def model_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
     return spec
 
 
+def depth_train_maps(config: dict[str, Any], name: str) -> str:
+    """The folder of low-res maps a depth model trains on: its source's maps of the train
+    photos, or with ``depth_folds: k`` their out-of-fold maps (carvana.oof)."""
+    spec = model_spec(config, name)
+    k = int(spec.get("depth_folds") or 0)
+    suffix = f"train_oof_k{k}" if k else "train_all"
+    return f"results/predict/{spec['depth_from']}/{suffix}"
+
+
+def fold_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """A low-res model's spec for its fold copies: the same, except that its validation
+    (held-out) cars never train."""
+    spec = model_spec(config, name)
+    spec["train"]["train_on_val"] = False
+    return spec
+
+
 def test_ids(config: dict[str, Any]) -> list[str]:
     """Test image ids in submission order: from the synthetic seed, or the sample submission."""
     if is_synthetic(config):
@@ -220,6 +237,8 @@ def check_config(config: dict[str, Any]) -> None:
         if spec.get("depth_from") and spec["depth_from"] not in ladder:
             raise ValueError(f"models.{name}.depth_from: {spec['depth_from']!r} is not in the "
                              "ladder")
+        if spec.get("depth_folds") and not spec.get("depth_from"):
+            raise ValueError(f"models.{name}.depth_folds: out-of-fold maps need depth_from")
         if spec.get("init_from") and spec["init_from"] not in ladder + tiles:
             raise ValueError(f"models.{name}.init_from: {spec['init_from']!r} is not a ladder "
                              "or fullres model")
