@@ -92,6 +92,23 @@ def copy_workflow(work: Path, *, exist_ok: bool = False) -> None:
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, work / part)
 
 
+def replace_workflow(run: Path) -> None:
+    """Put this repository's workflow files (``PARTS``) in place of a finished run's. A file
+    whose bytes are unchanged keeps the old copy's mtime: Snakemake reruns every job whose
+    script is newer than its outputs, so a fresh checkout would otherwise rerun them all."""
+    old = {p.relative_to(run): (p.read_bytes(), p.stat()) for part in PARTS
+           for p in ([run / part] if (run / part).is_file() else (run / part).rglob("*"))
+           if p.is_file()}
+    for part in PARTS:
+        target = run / part
+        shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    copy_workflow(run, exist_ok=True)
+    for rel, (data, stat) in old.items():
+        path = run / rel
+        if path.is_file() and path.read_bytes() == data:
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
 def run_split(name: str, test_cars: list[str], args: argparse.Namespace) -> dict:
     """Build the split's folder, run the preset's ``submission`` on it, score and time it."""
     root = Path(args.out) / name
@@ -128,10 +145,7 @@ def rerun_split(name: str, args: argparse.Namespace) -> dict:
     root.mkdir(parents=True)
     shutil.copytree(source / "run", root / "run", symlinks=True)  # copy2: mtimes kept
     if args.current_workflow:
-        for part in PARTS:
-            target = root / "run" / part
-            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
-        copy_workflow(root / "run", exist_ok=True)
+        replace_workflow(root / "run")
     shutil.copy2(source / "test_cars.json", root / "test_cars.json")
     (root / "data").symlink_to(source / "data")
     # the data folder as the run named it: a changed data_dir would rerun every job
