@@ -6,7 +6,7 @@ predicts from its maps of the test photos (cars it never saw). This counts, on f
 true edge, train photos (every ``--every``-th) against the test cars' own photos:
 
     python benchmarks/prior_gap.py --split A=/work/runs/baseA/A --split B=/work/runs/baseB/B \\
-        --model effl0_320
+        --model effl0_320 [--oof train_oof_k2]
 
 Numbers only (docs/real-photos.md, "Eleventh pass").
 """
@@ -38,15 +38,18 @@ def photo_row(true: np.ndarray, prob: np.ndarray) -> dict[str, float]:
     return row
 
 
-def count_split(folder: Path, model: str, every: int) -> pd.DataFrame:
-    """A row per photo: ``seen`` (a train photo) or ``unseen`` (a test car's photo)."""
+def count_split(folder: Path, model: str, every: int, oof: str | None = None) -> pd.DataFrame:
+    """A row per photo: ``seen`` (a train photo), ``out of fold`` (the same photo's map in
+    folder ``oof``, e.g. train_oof_k2, when given) or ``unseen`` (a test car's photo)."""
     predict = folder / "run" / "results" / "predict" / model
     kaggle = folder / "data" / "kaggle"
+    train_maps = {"seen": "train_all", **({"out of fold": oof} if oof else {})}
     rows = []
     for image_id in sorted(p.stem for p in (kaggle / "train").glob("*.jpg"))[::every]:
         true = read_mask(mask_path(kaggle, image_id)).astype(bool)
-        prob = full_size_prob(predict / "train_all", image_id, (SHAPE[1], SHAPE[0]))
-        rows.append({"cars": "seen", **photo_row(true, prob)})
+        for cars, sub in train_maps.items():
+            prob = full_size_prob(predict / sub, image_id, (SHAPE[1], SHAPE[0]))
+            rows.append({"cars": cars, **photo_row(true, prob)})
     cars = json.loads((folder / "test_cars.json").read_text())
     truth = pd.read_csv(folder / "data" / "truth" / "test_masks.csv")
     maps = stored_maps(predict / "test")  # none stored is an error naming the folder
@@ -64,11 +67,13 @@ def main() -> None:
     parser.add_argument("--split", action="append", required=True, metavar="NAME=FOLDER")
     parser.add_argument("--model", default="effl0_320", help="a low-res model of the runs")
     parser.add_argument("--every", type=int, default=3, help="every Nth train photo")
+    parser.add_argument("--oof", help="also the out-of-fold maps in this folder of the model's "
+                        "predictions (e.g. train_oof_k2: depth_folds)")
     args = parser.parse_args()
     tables = []
     for spec in args.split:
         name, _, folder = spec.partition("=")
-        tables.append(count_split(Path(folder), args.model, args.every).assign(split=name))
+        tables.append(count_split(Path(folder), args.model, args.every, args.oof).assign(split=name))
     means = pd.concat(tables).groupby(["split", "cars"]).mean(numeric_only=True)
     print(means.round({"dice": 4, **dict.fromkeys(BANDS, 0)}).to_markdown())
 

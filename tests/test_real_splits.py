@@ -1,0 +1,35 @@
+"""benchmarks/real_splits.py's rerun of a finished run with this repository's workflow."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from wfutil import REPO
+
+spec = importlib.util.spec_from_file_location("real_splits", REPO / "benchmarks" / "real_splits.py")
+real_splits = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(real_splits)
+
+OLD_NS = 1_000_000_000 * 10**9  # 2001: older than any output of the run
+
+
+def test_unchanged_workflow_files_keep_their_old_mtime(tmp_path: Path) -> None:
+    """Snakemake reruns a job whose script is newer than its outputs: a rerun with the current
+    workflow must not make every unchanged script look new."""
+    run = tmp_path / "run"
+    real_splits.copy_workflow(run)
+    files = [p for p in run.rglob("*") if p.is_file()]
+    for path in files:
+        os.utime(path, ns=(OLD_NS, OLD_NS))
+    edited = run / "scripts" / "split.py"
+    edited.write_text("# the old run's version\n")
+    os.utime(edited, ns=(OLD_NS, OLD_NS))
+    (run / "rules" / "gone.smk").write_text("# a file the current workflow no longer has\n")
+    real_splits.replace_workflow(run)
+    assert edited.read_bytes() == (REPO / "scripts" / "split.py").read_bytes()
+    assert edited.stat().st_mtime_ns > OLD_NS
+    assert not (run / "rules" / "gone.smk").exists()
+    kept = [p for p in files if p != edited]
+    assert len(kept) > 50 and all(p.stat().st_mtime_ns == OLD_NS for p in kept)
