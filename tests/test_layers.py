@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # one kind of thing each: light (tiles, the data folder, scores, figures' drawing) and
     # torch (device, tensors, checkpoints, schedules, architectures, datasets)
     ("parts", frozenset({
-        "augment", "tiling", "ingest", "comparison", "ensemble", "evaluation", "synthetic", "subset",
+        "augment", "tiling", "ingest", "oof", "comparison", "ensemble", "evaluation", "synthetic", "subset",
         "plots", "device", "tensors", "checkpoint", "schedule", "models", "data", "bundle", "losses",
     })),
     # what combines parts: boxes, the submission, figures, job resources, training, and the
@@ -58,6 +58,7 @@ LIGHT_MODULES = (
     "carvana.ensemble", "carvana.evaluation", "carvana.comparison", "carvana.ids", "carvana.io",
     "carvana.metrics", "carvana.snake", "carvana.synthetic", "carvana.subset",
     "carvana.resources", "carvana.chain", "carvana.photos", "carvana.bundle", "carvana.pseudo",
+    "carvana.oof",
     "carvana.model_size",
 )
 #: The light rules' scripts: they must call carvana.stages.

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from carvana import workflow as wf
-from carvana.oof import car_folds, fold_name, fold_split, gather_oof_stage, oof_split_stage
+from carvana.oof import car_folds, fold_name, fold_split
+from carvana.stages import gather_oof_stage, oof_split_stage
 
 
 def _split(cars: dict[str, str]) -> pd.DataFrame:

@@ -11,15 +11,12 @@ keep the low-res model's own maps.
 
 from __future__ import annotations
 
-import logging
 import shutil
 from pathlib import Path
 
 import pandas as pd
 
-from carvana.io import atomic_path, write_frame
-
-log = logging.getLogger(__name__)
+from carvana.io import atomic_path
 
 
 def fold_name(model: str, k: int, fold: int) -> str:
@@ -51,19 +48,9 @@ def fold_split(split: pd.DataFrame, k: int, fold: int) -> pd.DataFrame:
     return out
 
 
-def oof_split_stage(*, split: str, k: int, fold: int, folds: str) -> None:
-    """Write fold ``fold`` of ``k``'s split of the train photos."""
-    table = fold_split(pd.read_csv(split, dtype=str), k, fold)
-    write_frame(table, folds)
-    held = sorted(table.loc[table["fold"] == "val", "car"].unique())
-    log.info("fold %d of %d: %d photos of %s held out", fold, k,
-             int((table["fold"] == "val").sum()), ", ".join(held))
-
-
-def gather_oof_stage(*, split: str, fold_preds: list[str], preds: str) -> None:
-    """One folder of maps of every train photo, each from the fold copy that did not see it;
-    a photo missing or mapped twice is an error naming it."""
-    ids = pd.read_csv(split, dtype=str)["id"].tolist()
+def gather_maps(ids: list[str], fold_preds: list[str], preds: str) -> None:
+    """One folder ``preds`` of maps of every photo in ``ids``, each from the fold folder that
+    mapped it; a photo missing, mapped twice or not in ``ids`` is an error naming it."""
     found: dict[str, Path] = {}
     for folder in fold_preds:
         for path in sorted(Path(folder).glob("*.png")):
@@ -75,8 +62,8 @@ def gather_oof_stage(*, split: str, fold_preds: list[str], preds: str) -> None:
     extra = sorted(set(found) - set(ids))
     if missing or extra:
         raise ValueError(f"out-of-fold maps in {fold_preds}: {len(missing)} train photos "
-                         f"missing (first {missing[:3]}), {len(extra)} not in {split} "
-                         f"(first {extra[:3]})")
+                         f"missing (first {missing[:3]}), {len(extra)} not among the train "
+                         f"photos (first {extra[:3]})")
     out = Path(preds)
     if out.exists():
         shutil.rmtree(out)
@@ -84,4 +71,3 @@ def gather_oof_stage(*, split: str, fold_preds: list[str], preds: str) -> None:
     for image_id in ids:
         with atomic_path(out / f"{image_id}.png") as tmp:
             shutil.copyfile(found[image_id], tmp)
-    log.info("%d out-of-fold maps from %d folds -> %s", len(ids), len(fold_preds), out)

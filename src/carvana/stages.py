@@ -22,6 +22,7 @@ from carvana.evaluation import evaluate_predictions, write_evaluation
 from carvana.gates import check_box_fallbacks
 from carvana.ingest import ingest
 from carvana.io import mask_path, read_json, read_mask, write_frame, write_json
+from carvana.oof import fold_split, gather_maps
 from carvana.pseudo import pseudo_labels_to_dir
 from carvana.scoring import score_test_photos, submission_threshold, truth_by_id
 from carvana.split import fold_ids, select_ids, split_by_car
@@ -51,6 +52,23 @@ def split_stage(*, train: str, val_fraction: float, seed: int, split: str) -> No
     folds = split_by_car(pd.read_csv(train, dtype=str), val_fraction, seed)
     write_frame(folds, split)
     log.info("split: %s", folds.groupby("fold")["car"].nunique().to_dict())
+
+
+def oof_split_stage(*, split: str, k: int, fold: int, folds: str) -> None:
+    """Fold ``fold`` of ``k``'s split of the train photos, for out-of-fold low-res maps: the
+    held-out cars validate (and are mapped), the others train."""
+    table = fold_split(pd.read_csv(split, dtype=str), k, fold)
+    write_frame(table, folds)
+    held = sorted(table.loc[table["fold"] == "val", "car"].unique())
+    log.info("fold %d of %d: %d photos of %s held out", fold, k,
+             int((table["fold"] == "val").sum()), ", ".join(held))
+
+
+def gather_oof_stage(*, split: str, fold_preds: list[str], preds: str) -> None:
+    """One folder of maps of every train photo, each from the fold copy that did not see it."""
+    ids = fold_ids(split, "all")
+    gather_maps(ids, fold_preds, preds)
+    log.info("%d out-of-fold maps from %d folds -> %s", len(ids), len(fold_preds), preds)
 
 
 # --- the full-resolution branch ------------------------------------------------------------
