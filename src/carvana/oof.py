@@ -5,8 +5,9 @@ A depth model reads its low-res model's map of the same photo. In prediction tha
 car the low-res model never saw; in training, by default, of a car it trained on, and so far
 more exact (docs/real-photos.md, eleventh pass). With ``depth_folds: k`` the train cars are
 dealt into k folds; a copy of the low-res model trains on the other folds' cars and maps the
-held-out fold's photos, and the depth model trains on those maps. Validation and prediction
-keep the low-res model's own maps.
+held-out fold's photos, and the depth model trains (and validates, in training) on those
+maps. Its scored validation predictions and its test predictions read the low-res model's own
+maps.
 """
 
 from __future__ import annotations
