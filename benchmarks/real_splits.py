@@ -196,11 +196,13 @@ def kept_photos(split: Path) -> set[str]:
 
 
 def chain_seconds(stages: dict[str, float], work: Path) -> float:
-    """The seconds of the stages (``stage_times``) of the models the run's submission uses:
-    a copied run keeps the benchmark files of models a new config no longer runs."""
+    """The seconds of the stages (``stage_times``) of the models the run's submission uses,
+    their fold copies (``depth_folds``) included: a copied run keeps the benchmark files of
+    models a new config no longer runs (not told apart: fold copies the new config dropped)."""
     models = json.loads((work / "results" / "chain.json").read_text())["models"]
     return sum(t for key, t in stages.items()
-               if re.sub(r"_(test|val|train_all)$", "", key.split("/", 1)[1]) in models)
+               if re.sub(r"_(test|val|train_all|oof_k\d+_\d+)$", "", key.split("/", 1)[1])
+               in models)
 
 
 def score(submission: Path, truth_csv: Path, keep: set[str]) -> dict:

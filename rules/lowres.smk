@@ -132,7 +132,7 @@ rule oof_split:
         "../scripts/oof_split.py"
 
 
-rule train_lowres_fold:
+use rule train_lowres as train_lowres_fold with:
     input:
         unpack(get_data),
         split="results/data/oof/k{k}/{fold}.csv",
@@ -145,30 +145,17 @@ rule train_lowres_fold:
         model=one_of(LADDER),
         k=r"\d+",
         fold=r"\d+",
-    params:
+    params:  # the others are train_lowres's
         name=lambda wc: get_fold_name(wc),
         spec=lambda wc: wf.fold_spec(config, wc.model),
-        data_dir=DATA,
-        seed=config["seed"],
-        device=config["device"],
-        cpu_fallback=config["cpu_fallback"],
         resume=lambda wc: get_resume(get_fold_name(wc)),
     log:
         "logs/train/{model}_oof_k{k}_{fold}.log",
     benchmark:
         "results/benchmarks/train/{model}_oof_k{k}_{fold}.tsv"
-    threads: 2
-    resources:
-        gpu=config["gpu"],
-        mem_mb=res_train("mem_mb"),
-        runtime=res_train("runtime"),
-    conda:
-        ENV
-    script:
-        "../scripts/train_lowres.py"
 
 
-rule predict_lowres_fold:
+use rule predict_lowres_train_all as predict_lowres_fold with:
     input:
         unpack(get_data),
         weights="results/models/{model}/oof_k{k}/{fold}/weights.pt",
@@ -180,31 +167,14 @@ rule predict_lowres_fold:
         model=one_of(LADDER),
         k=r"\d+",
         fold=r"\d+",
-    params:
+    params:  # the others are predict_lowres_train_all's: the held-out cars are `val`
         name=lambda wc: get_fold_name(wc),
         spec=lambda wc: wf.fold_spec(config, wc.model),
-        data_dir=DATA,
-        folder="train",
         fold="val",
-        batch_size=config["predict"]["batch_size"],
-        tta_hflip=config["predict"]["tta_hflip"],
-        backend=config["predict"]["backend"],
-        precision=config["predict"]["precision"],
-        device=config["device"],
-        cpu_fallback=config["cpu_fallback"],
     log:
         "logs/predict/{model}/oof_k{k}_{fold}.log",
     benchmark:
         "results/benchmarks/predict/{model}_oof_k{k}_{fold}.tsv"
-    threads: 2
-    resources:
-        gpu=config["gpu"],
-        mem_mb=res_predict("mem_mb", "train"),
-        runtime=res_predict("runtime", "train"),
-    conda:
-        ENV
-    script:
-        "../scripts/predict_lowres.py"
 
 
 rule gather_oof:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -33,3 +34,15 @@ def test_unchanged_workflow_files_keep_their_old_mtime(tmp_path: Path) -> None:
     assert not (run / "rules" / "gone.smk").exists()
     kept = [p for p in files if p != edited]
     assert len(kept) > 50 and all(p.stat().st_mtime_ns == OLD_NS for p in kept)
+
+
+def test_a_whole_runs_time_counts_the_chain_models_fold_copies(tmp_path: Path) -> None:
+    """The estimated whole-run time sums the stages of the chain's models, their fold copies'
+    training and prediction too, not a model the run no longer uses."""
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "chain.json").write_text(json.dumps({"models": {"low": {}, "deep": {}}}))
+    stages = {"train/low": 100.0, "predict/low_test": 5.0, "predict/low_train_all": 7.0,
+              "train/low_oof_k2_0": 90.0, "train/low_oof_k2_1": 80.0,
+              "predict/low_oof_k2_0": 3.0, "train/deep": 200.0, "predict/deep_val": 11.0,
+              "train/gone": 1000.0, "train/gone_oof_k2_0": 1000.0}
+    assert real_splits.chain_seconds(stages, tmp_path) == 100 + 5 + 7 + 90 + 80 + 3 + 200 + 11
