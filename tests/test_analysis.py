@@ -179,14 +179,29 @@ def test_errors_by_edge_distance_known_values() -> None:
     shifted = np.roll(truth, 1, axis=1)  # one column missed on the left, one extra on the right
     assert errors_by_edge_distance(truth, shifted) == {
         "fp_px": 10, "fn_px": 10, "wrong_within_1px": 20, "wrong_within_3px": 20,
-        "wrong_beyond_3px": 0}
+        "wrong_beyond_3px": 0, "wrong_lower_part": 6}  # rows 12-14 (the lowest 3 of 10)
     blob = truth.copy()
     blob[0:2, 0:2] = True  # 4 extra pixels at least 4.2 px from the square
     blob[8:10, 8:10] = False  # 4 missed pixels 3-4 px inside the edge
     counts = errors_by_edge_distance(truth, blob)
     assert counts == {"fp_px": 4, "fn_px": 4, "wrong_within_1px": 0, "wrong_within_3px": 0,
-                      "wrong_beyond_3px": 8}
+                      "wrong_beyond_3px": 8, "wrong_lower_part": 0}
     assert errors_by_edge_distance(truth, truth)["fp_px"] == 0
+    shadow = truth.copy()
+    shadow[15:18, 5:15] = True  # the floor's shadow under the car, below its lowest row
+    assert errors_by_edge_distance(truth, shadow)["wrong_lower_part"] == 30
+
+
+def test_lower_part_is_the_lowest_quarter_of_the_true_mask_down_to_the_frame() -> None:
+    from carvana.analysis.worst import lower_part
+
+    truth = np.zeros((40, 10), bool)
+    truth[10:30, 2:8] = True  # 20 rows high: the lowest 5 (25-29) and every row below
+    rows = np.flatnonzero(lower_part(truth).all(axis=1))
+    assert rows.tolist() == list(range(25, 40))
+    assert not lower_part(truth)[:25].any()
+    assert lower_part(truth, share=1.0)[10:].all() and not lower_part(truth, share=1.0)[:10].any()
+    assert not lower_part(np.zeros((5, 5), bool)).any()  # no car: no lower part
 
 
 def test_worst_k_larger_than_the_validation_set(
@@ -252,7 +267,8 @@ def test_worst_test_photos(predictions: tuple[Path, Path, Path], tmp_path: Path)
     png_ok(tmp_path / "w.png")
     written = pd.read_csv(tmp_path / "w.csv", dtype=str)
     assert list(written.columns) == ["rank", "id", "car", "dice_ensemble", "fp_px", "fn_px",
-                                     "wrong_within_1px", "wrong_within_3px", "wrong_beyond_3px"]
+                                     "wrong_within_1px", "wrong_within_3px", "wrong_beyond_3px",
+                                     "wrong_lower_part"]
     assert written["id"].tolist() == IDS[::-1][:2]  # one from each shard folder
 
 

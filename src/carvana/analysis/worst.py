@@ -35,6 +35,9 @@ DISPLAY_WIDTH = 400
 HEADERS = ["image", "truth", "predicted probability", "errors: FP red, FN blue"]
 #: The distance bands (pixels from the true edge) the wrong pixels are counted in.
 EDGE_BANDS = (1, 3)
+#: The share of the true mask's height, up from its lowest row, that is the car's lower part:
+#: wheels, sill and the floor's shadow, where dark paint meets dark shadow.
+LOWER_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -110,11 +113,25 @@ def band_counts(dist: np.ndarray, wrong: np.ndarray) -> dict[str, int]:
             f"wrong_beyond_{close}px": int((d > close).sum())}
 
 
+def lower_part(truth: np.ndarray, share: float = LOWER_SHARE) -> np.ndarray:
+    """The rows (bool, the image's shape) from the lowest ``share`` of the true mask's height
+    down to the image's bottom edge; none for an empty mask."""
+    rows = np.flatnonzero(truth.any(axis=1))
+    out = np.zeros(truth.shape, bool)
+    if rows.size:
+        height = int(rows[-1] - rows[0] + 1)
+        out[rows[-1] + 1 - int(np.ceil(height * share)):] = True
+    return out
+
+
 def errors_by_edge_distance(truth: np.ndarray, pred: np.ndarray) -> dict[str, int]:
     """Wrong pixels of ``pred`` against ``truth`` (bool, same shape): false positives, false
-    negatives, and how many lie within 1 and 3 px of the true edge or farther."""
+    negatives, how many lie within 1 and 3 px of the true edge or farther, and how many in the
+    car's lower part (:func:`lower_part`: wheels, sill, floor shadow)."""
+    wrong = pred != truth
     return {"fp_px": int((pred & ~truth).sum()), "fn_px": int((truth & ~pred).sum()),
-            **band_counts(edge_distance(truth), pred != truth)}
+            **band_counts(edge_distance(truth), wrong),
+            "wrong_lower_part": int((wrong & lower_part(truth)).sum())}
 
 
 def _any_error(errors: np.ndarray, size: tuple[int, int]) -> np.ndarray:
