@@ -161,6 +161,11 @@ def get_resume(model):
     return f"results/resume/{model}.pt"
 
 
+def get_seed(wildcards):
+    """A model's training seed: its own `seed`, else the top-level one."""
+    return wf.model_seed(config, wildcards.model)
+
+
 def get_fold_name(wildcards):
     """The name a fold copy of a ladder model trains under (out-of-fold maps)."""
     return oof.fold_name(wildcards.model, int(wildcards.k), int(wildcards.fold))

@@ -86,7 +86,7 @@ rule train_tiles:
         spec=lambda wc: wf.model_spec(config, wc.model),
         data_dir=DATA,
         tiles=config["tiles"],
-        seed=config["seed"],
+        seed=get_seed,
         device=config["device"],
         cpu_fallback=config["cpu_fallback"],
         resume=lambda wc: get_resume(wc.model),

@@ -13,7 +13,7 @@ rule train_lowres:
         name=lambda wc: wc.model,
         spec=lambda wc: wf.model_spec(config, wc.model),
         data_dir=DATA,
-        seed=config["seed"],
+        seed=get_seed,
         device=config["device"],
         cpu_fallback=config["cpu_fallback"],
         resume=lambda wc: get_resume(wc.model),

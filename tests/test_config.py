@@ -84,6 +84,21 @@ def test_schema_rejects_unknown_keys(tmp_path: Path) -> None:
         validate(config, SCHEMA)
 
 
+def test_a_models_own_seed_overrides_the_top_level_one() -> None:
+    config = merged(None)
+    name = next(iter(config["models"]))
+    assert wf.model_seed(config, name) == config["seed"]
+    config["models"][name]["seed"] = 5
+    validate(config, SCHEMA)
+    assert wf.model_seed(config, name) == 5
+    config["models"][name]["seed"] = -1
+    with pytest.raises(Exception, match="-1"):
+        validate(config, SCHEMA)
+    config["models"][name]["seed"] = "5"
+    with pytest.raises(Exception, match="'5'"):
+        validate(config, SCHEMA)
+
+
 BAD_NAME = "../../../tmp/x"
 
 

@@ -177,6 +177,19 @@ def test_training_parameter_reruns_only_that_model(done: Path, tmp_path: Path) -
     assert jobs["train_tiles"] == 1 and jobs["evaluate"] == 1
 
 
+def test_a_models_own_seed_reruns_only_that_model(done: Path, tmp_path: Path) -> None:
+    # a seed ensemble's second member: the same spec under another seed is another model
+    jobs = dry_run_with(done, tmp_path, "models: {depth: {seed: 5}}\n")
+    assert set(jobs) == {
+        "train_tiles", "predict_tiles_val", "evaluate", "thresholds", "summary",
+        "analysis_model_comparison", "analysis_threshold_curves", "analysis_learning_curves",
+        "all",
+    }
+    assert jobs["train_tiles"] == 1
+    jobs = dry_run_with(done, tmp_path / "same", "seed: 2017\nmodels: {depth: {seed: 2017}}\n")
+    assert jobs == {}, "the top-level seed restated as the model's own changes nothing"
+
+
 def test_out_of_fold_maps_train_fold_copies_and_rerun_only_the_depth_model(
         done: Path, tmp_path: Path) -> None:
     """`depth_folds: 2` adds two fold copies of the depth source (unet32), each trained on the

@@ -59,6 +59,12 @@ def model_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
     return spec
 
 
+def model_seed(config: dict[str, Any], name: str) -> int:
+    """A model's training seed (its initial weights, crops and augmentations): its own
+    ``seed``, else the top-level one; two models that differ only in it are a seed ensemble."""
+    return int(model_spec(config, name).get("seed", config["seed"]))
+
+
 def depth_train_maps(config: dict[str, Any], name: str) -> str:
     """The folder of low-res maps a depth model trains on: its source's maps of the train
     photos, or with ``depth_folds: k`` their out-of-fold maps (carvana.oof)."""
