@@ -166,26 +166,23 @@ def test_ensemble_weights_rerun_only_ensemble_and_submission(done: Path, tmp_pat
     assert jobs["evaluate"] == 1 and jobs["ensemble_test"] == 3
 
 
-def test_training_parameter_reruns_only_that_model(done: Path, tmp_path: Path) -> None:
-    # `depth` is in no ensemble and makes no submission: only it and the analysis rerun
-    jobs = dry_run_with(done, tmp_path, "models: {depth: {train: {lr: 0.0042}}}\n")
-    assert set(jobs) == {
-        "train_tiles", "predict_tiles_val", "evaluate", "thresholds", "summary",
-        "analysis_model_comparison", "analysis_threshold_curves", "analysis_learning_curves",
-        "all",
-    }
+#: What retraining `depth` reruns: it is in no ensemble and makes no submission, so only it,
+#: its validation predictions and the analysis.
+DEPTH_RETRAINED = {
+    "train_tiles", "predict_tiles_val", "evaluate", "thresholds", "summary",
+    "analysis_model_comparison", "analysis_threshold_curves", "analysis_learning_curves", "all",
+}
+
+
+@pytest.mark.parametrize("change", ["{train: {lr: 0.0042}}", "{seed: 5}"],
+                         ids=["training parameter", "its own seed"])
+def test_a_models_training_change_reruns_only_that_model(
+    done: Path, tmp_path: Path, change: str
+) -> None:
+    # a model's own seed makes a seed ensemble's second member: another model, as a new lr does
+    jobs = dry_run_with(done, tmp_path, f"models: {{depth: {change}}}\n")
+    assert set(jobs) == DEPTH_RETRAINED
     assert jobs["train_tiles"] == 1 and jobs["evaluate"] == 1
-
-
-def test_a_models_own_seed_reruns_only_that_model(done: Path, tmp_path: Path) -> None:
-    # a seed ensemble's second member: the same spec under another seed is another model
-    jobs = dry_run_with(done, tmp_path, "models: {depth: {seed: 5}}\n")
-    assert set(jobs) == {
-        "train_tiles", "predict_tiles_val", "evaluate", "thresholds", "summary",
-        "analysis_model_comparison", "analysis_threshold_curves", "analysis_learning_curves",
-        "all",
-    }
-    assert jobs["train_tiles"] == 1
 
 
 def test_out_of_fold_maps_train_fold_copies_and_rerun_only_the_depth_model(
