@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from wfutil import REPO
+from wfutil import load_benchmark
 
 from carvana import rle
 from carvana.io import write_prob
 
-spec = importlib.util.spec_from_file_location("edge_errors", REPO / "benchmarks" / "edge_errors.py")
-edge_errors = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(edge_errors)
+edge_errors = load_benchmark("edge_errors")
 
 H, W = edge_errors.SHAPE
 CAR = "0123456789ab"

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
 
-from wfutil import REPO
+from wfutil import REPO, load_benchmark
 
-spec = importlib.util.spec_from_file_location("real_splits", REPO / "benchmarks" / "real_splits.py")
-real_splits = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(real_splits)
+real_splits = load_benchmark("real_splits")
 
 OLD_NS = 1_000_000_000 * 10**9  # 2001: older than any output of the run
 

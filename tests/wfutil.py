@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 REPO = Path(__file__).resolve().parents[1]
 # Over the tiny preset: one low-res model and its submission, the smallest complete DAG.
@@ -17,6 +19,14 @@ submission: {source: unet32, threshold: 0.5}
 """
 WORKFLOW_PARTS = ["Snakefile", "config.yaml", "rules", "scripts", "schemas", "configs", "envs",
                   "profiles", "report"]
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """The script ``benchmarks/<name>.py`` as a module (benchmarks are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def copy_workflow(dest: Path) -> Path:
