@@ -13,7 +13,8 @@ Each split moves the named cars (whole cars, never single photos) to ``test/`` a
 masks aside as the truth; every other car of the sample trains (``carvana-subset``, one car of
 them validates by the preset's split). ``--test-copies 3`` adds the test photos twice more
 under other car ids, so the run predicts 96 test photos as a 4-5 car, 96-photo Kaggle-like
-folder would (the time budget's case); only the originals are scored. The workflow runs in a
+folder would (the time budget's case); only the originals are scored. ``--train-cars N``
+trains on only the first N other cars in id order (how Dice grows with the cars). The workflow runs in a
 copy of this repository under ``--out`` with ``/usr/bin/time -v`` (the peak is the largest
 process of the run: jobs run one at a time on 2 cores). The CPU's model is recorded: this
 project's machine has not always had the same one (docs/throughput.md measured an Intel Xeon
@@ -114,7 +115,8 @@ def run_split(name: str, test_cars: list[str], args: argparse.Namespace) -> dict
     root = Path(args.out) / name
     if root.exists():
         shutil.rmtree(root)
-    made = make_subset(args.sample, root / "data", SubsetSpec(test=tuple(test_cars)))
+    made = make_subset(args.sample, root / "data",
+                       SubsetSpec(test=tuple(test_cars), train_cars=args.train_cars))
     (root / "test_cars.json").write_text(json.dumps(test_cars))
     truth_csv = root / "data" / "truth" / "test_masks.csv"
     originals = set(pd.read_csv(truth_csv)["img"])
@@ -316,6 +318,9 @@ def main() -> None:
                         help="the preset, then any override files (paths in the repo copy)")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--test-copies", type=int, default=1)
+    parser.add_argument("--train-cars", type=int, default=None, metavar="N",
+                        help="train on only the first N of the other cars, in id order "
+                             "(a learning curve over cars; default: all of them)")
     parser.add_argument("--subsets-of", default=None, metavar="RUN_DIR",
                         help="only score every member subset of a finished split: its folder "
                              "(holding run/ and data/)")
@@ -333,6 +338,8 @@ def main() -> None:
     if args.current_workflow and not args.rerun_from:
         parser.error("--current-workflow only applies with --rerun-from (a new run always "
                      "copies this repository's workflow)")
+    if args.train_cars is not None and args.train_cars < 2:
+        parser.error("--train-cars: at least 2 (one of them validates)")
     if not args.split and not args.subsets_of:
         parser.error("give at least one --split NAME=CAR,CAR (or --subsets-of RUN_DIR)")
     if args.subsets_of:
