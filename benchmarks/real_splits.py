@@ -14,8 +14,8 @@ masks aside as the truth; every other car of the sample trains (``carvana-subset
 them validates by the preset's split). ``--test-copies 3`` adds the test photos twice more
 under other car ids, so the run predicts 96 test photos as a 4-5 car, 96-photo Kaggle-like
 folder would (the time budget's case); only the originals are scored. ``--train-cars N``
-trains on only the first N other cars in id order (how Dice grows with the cars). The workflow runs in a
-copy of this repository under ``--out`` with ``/usr/bin/time -v`` (the peak is the largest
+trains on only the first N other cars in id order (how Dice grows with the cars). The
+workflow runs in a copy of this repository under ``--out`` with ``/usr/bin/time -v`` (the peak is the largest
 process of the run: jobs run one at a time on 2 cores). The CPU's model is recorded: this
 project's machine has not always had the same one (docs/throughput.md measured an Intel Xeon
 with AMX-BF16; the runs of 2026-12-04's evening ran on an AMD EPYC without AMX). Writes ``--out/real_splits.json`` and
@@ -340,6 +340,8 @@ def main() -> None:
                      "copies this repository's workflow)")
     if args.train_cars is not None and args.train_cars < 2:
         parser.error("--train-cars: at least 2 (one of them validates)")
+    if args.train_cars is not None and args.rerun_from:
+        parser.error("--train-cars does not apply with --rerun-from (the old run's cars train)")
     if not args.split and not args.subsets_of:
         parser.error("give at least one --split NAME=CAR,CAR (or --subsets-of RUN_DIR)")
     if args.subsets_of:

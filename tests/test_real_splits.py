@@ -1,11 +1,13 @@
-"""benchmarks/real_splits.py's rerun of a finished run with this repository's workflow."""
+"""benchmarks/real_splits.py: a rerun with this repository's workflow, and its arguments."""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
+import pytest
 from wfutil import REPO, load_benchmark
 
 real_splits = load_benchmark("real_splits")
@@ -43,3 +45,15 @@ def test_a_whole_runs_time_counts_the_chain_models_fold_copies(tmp_path: Path) -
               "predict/low_oof_k2_0": 3.0, "train/deep": 200.0, "predict/deep_val": 11.0,
               "train/gone": 1000.0, "train/gone_oof_k2_0": 1000.0}
     assert real_splits.chain_seconds(stages, tmp_path) == 100 + 5 + 7 + 90 + 80 + 3 + 200 + 11
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--train-cars", "1"], "at least 2"),
+    (["--train-cars", "3", "--rerun-from", "old"], "does not apply with --rerun-from"),
+])
+def test_a_train_car_count_the_run_cannot_use_is_refused(extra: list[str], message: str,
+                                                         capsys, monkeypatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["real_splits.py", "--out", "x", "--split", "A", *extra])
+    with pytest.raises(SystemExit) as exit_:
+        real_splits.main()
+    assert exit_.value.code == 2 and message in capsys.readouterr().err

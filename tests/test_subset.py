@@ -21,3 +21,11 @@ def test_named_test_cars_move_whole_and_train_on_the_rest(sample_dir: Path,
     assert not any(p.name.startswith("03a857ce842d") for p in (tmp_path / "kaggle/train").iterdir())
     with pytest.raises(ValueError, match=r"test cars \['ffffffffffff'\] are not in"):
         make_subset(sample_dir, tmp_path / "bad", SubsetSpec(test=("ffffffffffff",)))
+
+
+@pytest.mark.parametrize("count", [0, 6])
+def test_a_train_car_count_outside_the_sample_is_an_error(sample_dir: Path, tmp_path: Path,
+                                                          count: int) -> None:
+    """No empty train set and no silent shortfall: the sample's 7 cars less 2 to test."""
+    with pytest.raises(ValueError, match=r"train_cars must be 1\.\.5"):
+        make_subset(sample_dir, tmp_path, SubsetSpec(test_cars=2, train_cars=count))

@@ -85,6 +85,9 @@ def make_subset(source: str | Path, out: str | Path, spec: SubsetSpec) -> dict[s
     if count < 1 or count >= len(names):
         raise ValueError(f"test_cars must be 1..{len(names) - 1} for the {len(names)} cars "
                          f"in {source}")
+    if spec.train_cars is not None and not 1 <= spec.train_cars <= len(names) - count:
+        raise ValueError(f"train_cars must be 1..{len(names) - count}: {source} has "
+                         f"{len(names) - count} cars besides the {count} to test")
     test = names[-count:]
     train = names[:-count][: spec.train_cars]
     kaggle = out / "kaggle"
