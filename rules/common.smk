@@ -178,14 +178,18 @@ def get_train_summary(wildcards):
     return []
 
 
+def get_lowres_init(wildcards):
+    """A ladder model's starting weights: those of the earlier ladder model it names, if any."""
+    return wf.init_weights(config, wildcards.model)
+
+
 def get_tile_model_inputs(wildcards):
     """A tile model's extra inputs: the depth model's predictions, the weights it starts from."""
     spec = wf.model_spec(config, wildcards.model)
     inputs = {}
     if spec.get("depth_from"):
         inputs["depth"] = wf.depth_train_maps(config, wildcards.model)
-    if spec.get("init_from"):
-        inputs["init"] = f"results/models/{spec['init_from']}/weights.pt"
+    inputs.update(wf.init_weights(config, wildcards.model))
     if spec.get("pseudo"):
         inputs.update(get_pseudo_training(spec))
     return inputs

@@ -47,6 +47,26 @@ def test_presets_inherit_nothing() -> None:
     assert "unet32" not in full["models"]
 
 
+def test_a_ladder_model_starts_only_from_an_earlier_rung() -> None:
+    """`init_from` on a ladder model names a model listed before it in the ladder (a size ladder
+    warm-started rung by rung): itself, a later rung or a full-resolution model is an error, and
+    so are out-of-fold copies of a model whose starting weights saw every car."""
+    config = merged("tiny.yaml")  # ladder: unet32, unet64
+    warm = wf.deep_merge(config, {"models": {"unet64": {"init_from": "unet32"}}})
+    wf.check_config(warm)
+    assert wf.init_weights(warm, "unet64") == {"init": "results/models/unet32/weights.pt"}
+    assert wf.init_weights(warm, "unet32") == {}
+    for name, start in (("unet64", "unet64"), ("unet64", "tiles"), ("unet32", "unet64")):
+        bad = wf.deep_merge(config, {"models": {name: {"init_from": start}}})
+        with pytest.raises(ValueError, match=f"models.{name}.init_from: '{start}' is not a "
+                                             "ladder model listed before it"):
+            wf.check_config(bad)
+    folds = wf.deep_merge(warm, {"models": {"depth": {"depth_from": "unet64", "depth_folds": 2}}})
+    with pytest.raises(ValueError, match="models.depth.depth_folds: 'unet64' starts from another "
+                                         "model's weights"):
+        wf.check_config(folds)
+
+
 def test_cross_field_errors() -> None:
     config = merged(None)
     bad = wf.deep_merge(config, {"bbox": {"model": "nope"}})

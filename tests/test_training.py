@@ -35,14 +35,15 @@ def split_csv(tiny_data, tmp_path: Path) -> Path:
     return tmp_path / "split.csv"
 
 
-def _train(tiny_data, split_csv: Path, out: Path, seed: int,
-           spec: dict = SPEC) -> tuple[pd.DataFrame, dict]:
+def _train(tiny_data, split_csv: Path, out: Path, seed: int, spec: dict = SPEC,
+           init: Path | None = None) -> tuple[pd.DataFrame, dict]:
     out.mkdir()
     paths = [str(out / n) for n in ("w.pt", "h.csv", "c.png", "s.json")]
     torch.manual_seed(ord(out.name[0]))  # a different global state each call: must not matter
     train_lowres_stage(name="m", spec=spec, data_dir=str(tiny_data[0]), split=str(split_csv),
                        seed=seed, device="cpu", cpu_fallback=True, resume=None,
-                       weights=paths[0], history=paths[1], curve=paths[2], summary=paths[3])
+                       weights=paths[0], history=paths[1], curve=paths[2], summary=paths[3],
+                       init=str(init) if init else None)
     return pd.read_csv(paths[1]), load_checkpoint(paths[0])[0]
 
 
@@ -75,6 +76,43 @@ def test_train_on_val_refits_on_the_validation_cars_too(
     seen = [json.loads((tmp_path / run / "s.json").read_text())["validation_seen"]
             for run in ("r", "p")]
     assert seen == [True, False]  # the summary, and so the report's table, says which is which
+
+
+class _Started(Exception):
+    """Raised by a stand-in for `train`, once it has seen the model it was given."""
+
+
+def test_a_ladder_model_starts_from_a_smaller_ones_weights(
+        tiny_data, split_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`init_from` on a low-res model: training starts from exactly the earlier model's tensors
+    (trained at 32 px, loaded into the same network at 48 px); a network they do not fit, a
+    missing weights file or another model's checkpoint is an error, not a fresh start."""
+    import carvana.model_stages as stages
+
+    _, small = _train(tiny_data, split_csv, tmp_path / "s", seed=3)
+    started: dict[str, torch.Tensor] = {}
+
+    def first_state(model: torch.nn.Module, *args, **kwargs):
+        started.update({k: v.detach().clone() for k, v in model.state_dict().items()})
+        raise _Started
+
+    monkeypatch.setattr(stages, "train", first_state)
+    larger = {**SPEC, "size": 48, "init_from": "m"}
+    with pytest.raises(_Started):
+        _train(tiny_data, split_csv, tmp_path / "w", seed=3, spec=larger, init=tmp_path / "s/w.pt")
+    assert started.keys() == small.keys()
+    assert all(torch.equal(started[k], small[k]) for k in small)
+    with pytest.raises(_Started):  # without init_from: the seed's weights, not the small model's
+        _train(tiny_data, split_csv, tmp_path / "c", seed=3, spec={**SPEC, "size": 48})
+    assert not all(torch.equal(started[k], small[k]) for k in small)
+    deeper = {**larger, "params": {**SPEC["params"], "depth": 3}}
+    with pytest.raises(ValueError, match="tensors of .* do not fit this network"):
+        _train(tiny_data, split_csv, tmp_path / "d", seed=3, spec=deeper, init=tmp_path / "s/w.pt")
+    with pytest.raises(ValueError, match="init_from: 'm' but no weights were given"):
+        _train(tiny_data, split_csv, tmp_path / "n", seed=3, spec=larger)
+    with pytest.raises(CheckpointError, match="has name='m', expected 'other'"):
+        _train(tiny_data, split_csv, tmp_path / "o", seed=3, spec={**larger, "init_from": "other"},
+               init=tmp_path / "s/w.pt")
 
 
 def test_checkpoint_round_trip(tmp_path: Path) -> None:

@@ -185,6 +185,22 @@ def test_a_models_training_change_reruns_only_that_model(
     assert jobs["train_tiles"] == 1 and jobs["evaluate"] == 1
 
 
+def test_a_ladder_model_warm_started_from_a_smaller_one(done: Path, tmp_path: Path) -> None:
+    """`init_from` on a ladder model: its training job reads the earlier model's weights (a
+    changed input, so it reruns, and what reads its maps after it) and starts from them."""
+    work = fork(done, tmp_path)
+    (work / "override.yaml").write_text(
+        "models: {unet64: {init_from: unet32, params: {initial_filters: 4, depth: 2, "
+        "up_convs: 2}}}\n")
+    args = ["--configfile", "configs/tiny.yaml", "override.yaml"]
+    jobs = planned_jobs(snakemake(work, "-n", "all", *args))
+    assert jobs["train_lowres"] == 1 and "train_lowres_fold" not in jobs
+    proc = snakemake(work, "--cores", "2", "results/models/unet64/weights.pt", *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = (work / "logs/train/unet64.log").read_text()
+    assert "initialised from results/models/unet32/weights.pt (0 tensors not loaded)" in log
+
+
 def test_out_of_fold_maps_train_fold_copies_and_rerun_only_the_depth_model(
         done: Path, tmp_path: Path) -> None:
     """`depth_folds: 2` adds two fold copies of the depth source (unet32), each trained on the

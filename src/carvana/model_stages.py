@@ -69,8 +69,11 @@ def _finish(*, name: str, model: torch.nn.Module, result: tuple, cfg: TrainConfi
 
 def train_lowres_stage(*, name: str, spec: dict[str, Any], data_dir: str, split: str,
                        seed: int, device: str, cpu_fallback: bool, resume: str | None,
-                       weights: str, history: str, curve: str, summary: str) -> None:
-    """Train one low-resolution model on whole images resized to spec['size']."""
+                       weights: str, history: str, curve: str, summary: str,
+                       init: str | None = None) -> None:
+    """Train one low-resolution model on whole images resized to spec['size'], from ``init``'s
+    weights (an earlier ladder model's, at any size: the network is fully convolutional) when
+    the spec names one in ``init_from``."""
     cfg = TrainConfig.from_dict(spec["train"])
     dev = select_device(device, cpu_fallback)
     height, width = lowres_hw(spec["size"])
@@ -81,6 +84,7 @@ def train_lowres_stage(*, name: str, spec: dict[str, Any], data_dir: str, split:
     seed_everything(seed)  # the initial weights too
     model = create_model(spec["arch"], in_channels=3, **spec["params"])
     model.check_input_shape(train_set[0]["image"][None].float())
+    _init_from(model, init, spec, strict=True)
     log.info("%s: %s, %d parameters, %d train / %d val images at %dx%d on %s", name,
              spec["arch"], count_parameters(model), len(train_set), len(val_set), width, height,
              dev)
@@ -124,12 +128,20 @@ def _tile_dataset(data_dir: str, split: str, ids: list[str], boxes_csvs: list[st
     return TileDataset(data_dir, split, ids, read_bands(boxes_csvs), geom, with_masks, depth_dir)
 
 
-def _init_tile_model(model: torch.nn.Module, init: str | None, spec: dict[str, Any]) -> None:
-    """Start from another model's weights (checked to be that model), widening 3 -> 4 channels."""
+def _init_from(model: torch.nn.Module, init: str | None, spec: dict[str, Any], *,
+               strict: bool = False) -> None:
+    """Start from another model's weights (checked to be that model), widening 3 -> 4 channels
+    for a depth model; ``strict``: every tensor must fit (the same network, another size)."""
     if not init:
+        if spec.get("init_from"):
+            raise ValueError(f"init_from: {spec['init_from']!r} but no weights were given")
         return
     state, _ = load_checkpoint(init, {"name": spec["init_from"]})
     skipped = load_compatible_state(model, state)
+    if strict and skipped:
+        raise ValueError(f"init_from: {len(skipped)} tensors of {init} do not fit this network "
+                         f"(first: {skipped[0]}); a ladder model starts only from one with the "
+                         "same arch and params")
     log.info("initialised from %s (%d tensors not loaded)", init, len(skipped))
 
 
@@ -175,7 +187,7 @@ def train_tiles_stage(*, name: str, spec: dict[str, Any], data_dir: str, split: 
     model = create_model(spec["arch"], in_channels=in_channels, **spec["params"])
     model.check_input_shape(torch.zeros(1, in_channels, cfg.crop or geom.tile,
                                         cfg.crop or geom.tile))
-    _init_tile_model(model, init, spec)
+    _init_from(model, init, spec)
     log.info("%s: %s, %d parameters, %d channels, tiles %dx%d (overlap %d, training crops %s) "
              "of %dx%d images, %d train / %d val images on %s", name, spec["arch"],
              count_parameters(model), in_channels, geom.tile, geom.tile, geom.overlap,

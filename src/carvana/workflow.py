@@ -65,6 +65,12 @@ def model_seed(config: dict[str, Any], name: str) -> int:
     return int(model_spec(config, name).get("seed", config["seed"]))
 
 
+def init_weights(config: dict[str, Any], name: str) -> dict[str, str]:
+    """``{"init": weights}`` of the model ``name`` starts from (``init_from``), or ``{}``."""
+    start = model_spec(config, name).get("init_from")
+    return {"init": f"results/models/{start}/weights.pt"} if start else {}
+
+
 def depth_train_maps(config: dict[str, Any], name: str) -> str:
     """The folder of low-res maps a depth model trains on: its source's maps of the train
     photos, or with ``depth_folds: k`` their out-of-fold maps (carvana.oof)."""
@@ -236,6 +242,10 @@ def check_config(config: dict[str, Any]) -> None:
         spec = model_spec(config, name)
         if "size" not in spec or spec.get("input", "lowres") != "lowres":
             raise ValueError(f"ladder model {name!r} needs a `size` and input: lowres")
+        start = spec.get("init_from")
+        if start and start not in ladder[:ladder.index(name)]:
+            raise ValueError(f"models.{name}.init_from: {start!r} is not a ladder model listed "
+                             f"before it (ladder: {ladder})")
     for name in tiles:
         spec = model_spec(config, name)
         if spec.get("input") != "tiles":
@@ -245,6 +255,10 @@ def check_config(config: dict[str, Any]) -> None:
                              "ladder")
         if spec.get("depth_folds") and not spec.get("depth_from"):
             raise ValueError(f"models.{name}.depth_folds: out-of-fold maps need depth_from")
+        if spec.get("depth_folds") and model_spec(config, spec["depth_from"]).get("init_from"):
+            raise ValueError(f"models.{name}.depth_folds: {spec['depth_from']!r} starts from "
+                             "another model's weights (init_from), which saw every car; its "
+                             "out-of-fold copies cannot")
         if spec.get("init_from") and spec["init_from"] not in ladder + tiles:
             raise ValueError(f"models.{name}.init_from: {spec['init_from']!r} is not a ladder "
                              "or fullres model")
