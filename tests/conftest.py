@@ -13,12 +13,17 @@ from wfutil import REPO, copy_workflow, snakemake
 SAMPLE = REPO.parent / "shared" / "carvana-sample"
 
 # Over configs/carvana-cpu.yaml: the same models and stages, with step budgets and sizes for
-# 480x320 photos (tiles of 256 px) and a few minutes of CPU.
+# 480x320 photos (tiles of 256 px) and a few minutes of CPU. The preset's Lite2 chain (defined,
+# not run) joins its Lite0 chain here, so that two members' weights are chosen on validation.
 SMALL_REAL = {
     "test_shard_size": 8,
+    "ladder": ["effl0_320", "effl0_640", "effl2_320"],
+    "fullres": ["effl0_depth", "effl0_depth_lv", "effl2_depth", "effl2_depth_lv"],
     "models": {
         "effl0_320": {"size": [192, 288], "train": {"steps": 60, "warmup_steps": 6,
                                                     "eval_every_steps": 20}},
+        "effl0_640": {"size": [256, 384], "train": {"steps": 16, "warmup_steps": 4,
+                                                    "eval_every_steps": 8}},
         "effl0_depth": {"train": {"steps": 24, "warmup_steps": 4, "crop": 128,
                                   "eval_every_steps": 12}},
         "effl0_depth_lv": {"train": {"steps": 8, "warmup_steps": 2, "crop": 128,

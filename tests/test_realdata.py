@@ -32,7 +32,9 @@ def test_real_photos_score_above_an_untrained_floor(real_run: Path) -> None:
     assert check["empty_masks"] == 0
     assert check["mean_dice_vs_truth"] >= DICE_FLOOR, check
     summary = pd.read_csv(real_run / "results/metrics/summary.csv").set_index("model")
-    assert summary.loc["effl0_320", "val_dice_full_res"] >= DICE_FLOOR
+    assert summary.loc["effl0_640", "val_dice_full_res"] >= DICE_FLOOR
+    warm = (real_run / "logs/train/effl0_640.log").read_text()
+    assert "initialised from results/models/effl0_320/weights.pt (0 tensors not loaded)" in warm
     boxes = pd.read_csv(real_run / "results/bbox/train.csv")
     assert not boxes["empty"].any()
     for name, encoder in (("effl0_depth", "lite0"), ("effl2_depth", "lite2")):

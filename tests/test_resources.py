@@ -130,16 +130,16 @@ def test_data_shape_of_synthetic_and_real_folders(tmp_path: Path) -> None:
 def test_batches_follow_the_config() -> None:
     """Low-res: batch_size images at the model's size; tiles: two crops (or tiles) an image,
     validated and predicted on whole tiles; the depth channel counts."""
-    lowres = wf.model_spec(CPU, "effl0_320")
+    lowres = wf.model_spec(CPU, "effl0_640")
     step, val = rs.train_batches(CPU, lowres, REAL)
-    assert step == val == rs.Batch(4, 320 * 480, 3, 4)
+    assert step == val == rs.Batch(4, 640 * 960, 3, 4)
     tiles = wf.model_spec(CPU, "effl0_depth")
     step, val = rs.train_batches(CPU, tiles, REAL)
     assert rs.tile_side(CPU, REAL) == 960
     assert step == rs.Batch(4, 384 * 384, 4, 2)  # batch 2, crop 384
     assert val == rs.Batch(4, 960 * 960, 4, 2)
     assert rs.predict_batch(CPU, tiles, REAL) == rs.Batch(4, 960 * 960, 4, 2)  # tile_batch 2
-    assert rs.predict_batch(CPU, lowres, REAL) == rs.Batch(4, 320 * 480, 3, 4)
+    assert rs.predict_batch(CPU, lowres, REAL) == rs.Batch(4, 640 * 960, 3, 4)
     whole = copy.deepcopy(tiles)
     whole["train"]["crop"] = None
     assert rs.train_batches(CPU, whole, REAL)[0].pixels == 960 * 960
@@ -208,7 +208,7 @@ def test_a_number_in_the_preset_wins_over_the_formula() -> None:
     assert rs.train_request(fixed, spec, REAL, "runtime") == rs.train_runtime(CPU, spec, REAL)
     assert rs.predict_request(fixed, [spec], REAL, "runtime", 32) == 77
     # a chain (cut-outs) asks for its largest model's memory
-    lowres = wf.model_spec(CPU, "effl0_320")
+    lowres = wf.model_spec(CPU, "effl0_640")
     assert rs.predict_request(CPU, [lowres, spec], REAL, "mem_mb", 4) == max(
         rs.predict_mem_mb(CPU, lowres, REAL), rs.predict_mem_mb(CPU, spec, REAL))
 
