@@ -115,6 +115,22 @@ def test_a_ladder_model_starts_from_a_smaller_ones_weights(
                init=tmp_path / "s/w.pt")
 
 
+def test_the_resume_key_covers_the_starting_weights(tiny_data, split_csv: Path,
+                                                    tmp_path: Path) -> None:
+    """A warm-started run's key (params_hash, which names its resume file's run) changes with the
+    content of the weights it starts from: after the earlier model retrains, an interrupted
+    run's old checkpoints, begun from the old weights, are not resumed from."""
+    _train(tiny_data, split_csv, tmp_path / "a", seed=3)
+    _train(tiny_data, split_csv, tmp_path / "b", seed=4)  # the same model, retrained
+    larger = {**SPEC, "size": 48, "init_from": "m"}
+    keys = []
+    for out, start in (("x", "a"), ("y", "a"), ("z", "b")):
+        _train(tiny_data, split_csv, tmp_path / out, seed=3, spec=larger,
+               init=tmp_path / start / "w.pt")
+        keys.append(load_checkpoint(tmp_path / out / "w.pt")[1]["params_hash"])
+    assert keys[0] == keys[1] != keys[2]
+
+
 def test_checkpoint_round_trip(tmp_path: Path) -> None:
     from carvana.models import create_model
 

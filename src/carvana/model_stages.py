@@ -15,6 +15,7 @@ from torch.utils.data import ConcatDataset
 
 from carvana.backends import BackendSpec
 from carvana.bbox import read_bands
+from carvana.bundle import file_sha256
 from carvana.chain import lowres_hw
 from carvana.checkpoint import clear_resume, load_checkpoint, params_hash, save_checkpoint
 from carvana.cutouts import cutouts_shard
@@ -88,7 +89,8 @@ def train_lowres_stage(*, name: str, spec: dict[str, Any], data_dir: str, split:
     log.info("%s: %s, %d parameters, %d train / %d val images at %dx%d on %s", name,
              spec["arch"], count_parameters(model), len(train_set), len(val_set), width, height,
              dev)
-    hashed = params_hash({"spec": spec, "seed": seed, "train": train_ids, "val": val_ids})
+    hashed = params_hash({"spec": spec, "seed": seed, "train": train_ids, "val": val_ids,
+                          **_start_digest(init)})
     result = train(model, TrainData(train_set, val_set), cfg, dev, seed,
                    resume=Resume(resume, hashed) if resume else None)
     meta = {"name": name, "arch": spec["arch"], "in_channels": 3, "params": spec["params"],
@@ -126,6 +128,13 @@ def predict_lowres_stage(*, name: str, spec: dict[str, Any], weights: str, data_
 def _tile_dataset(data_dir: str, split: str, ids: list[str], boxes_csvs: list[str],
                   geom: TileGeometry, with_masks: bool, depth_dir: str | None) -> TileDataset:
     return TileDataset(data_dir, split, ids, read_bands(boxes_csvs), geom, with_masks, depth_dir)
+
+
+def _start_digest(init: str | None) -> dict[str, str]:
+    """The starting weights' sha256 as part of a run's resume key (nothing without them): a
+    resume file made from other starting weights (the model ``init_from`` names retrained
+    since) is not resumed from."""
+    return {"init": file_sha256(init)} if init else {}
 
 
 def _init_from(model: torch.nn.Module, init: str | None, spec: dict[str, Any], *,
@@ -196,7 +205,7 @@ def train_tiles_stage(*, name: str, spec: dict[str, Any], data_dir: str, split: 
         log.info("%s: plus %d pseudo-labelled test images", name, len(pseudo_ids))
     hashed = params_hash({"spec": spec, "seed": seed, "tiles": tiles, "tile": geom.tile,
                           "train": train_ids, "val": val_ids,
-                          **({"pseudo": pseudo_ids} if pseudo_ids else {})})
+                          **({"pseudo": pseudo_ids} if pseudo_ids else {}), **_start_digest(init)})
     train_set = (RandomCrops(sets[0], cfg.crop, cfg.crop_edge, cfg.crop_edge_lower)
                  if cfg.crop else sets[0])
     result = train(model, TrainData(train_set, sets[1], collate_tiles), cfg, dev, seed,
