@@ -186,15 +186,18 @@ def test_a_models_training_change_reruns_only_that_model(
 
 
 def test_a_ladder_model_warm_started_from_a_smaller_one(done: Path, tmp_path: Path) -> None:
-    """`init_from` on a ladder model: its training job reads the earlier model's weights (a
-    changed input, so it reruns, and what reads its maps after it) and starts from them."""
+    """`init_from` on a ladder model: its training job declares the earlier model's weights as
+    an input (so it reruns when they change) and starts from them."""
     work = fork(done, tmp_path)
     (work / "override.yaml").write_text(
         "models: {unet64: {init_from: unet32, params: {initial_filters: 4, depth: 2, "
         "up_convs: 2}}}\n")
     args = ["--configfile", "configs/tiny.yaml", "override.yaml"]
-    jobs = planned_jobs(snakemake(work, "-n", "all", *args))
+    dry = snakemake(work, "-n", "all", *args)
+    jobs = planned_jobs(dry)
     assert jobs["train_lowres"] == 1 and "train_lowres_fold" not in jobs
+    job = re.search(r"rule train_lowres:\n(.*?)\n\n", dry.stdout + dry.stderr, re.S)
+    assert job and re.search(r"input: .*results/models/unet32/weights\.pt", job[1]), dry.stdout
     proc = snakemake(work, "--cores", "2", "results/models/unet64/weights.pt", *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = (work / "logs/train/unet64.log").read_text()
