@@ -69,8 +69,10 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def child(arch: str, params: dict, mode: str, inputs: int, side: int) -> dict[str, float]:
-    """One measurement in this (fresh) process; see the module docstring."""
+def child(arch: str, params: dict, mode: str, inputs: int, side: int,
+          bf16: bool = False) -> dict[str, float]:
+    """One measurement in this (fresh) process; see the module docstring. ``bf16``: training
+    steps under bfloat16 autocast (``training.cpu_bf16``)."""
     import resource
     import statistics
 
@@ -91,7 +93,7 @@ def child(arch: str, params: dict, mode: str, inputs: int, side: int) -> dict[st
     marks: list[float] = []  # CPU time after each step or batch
     if mode == "train":
         cfg = TrainConfig(steps=4, batch_size=inputs, eval_every_steps=4, cache_mb=0,
-                          min_val_dice=0.0)
+                          min_val_dice=0.0, cpu_bf16=bf16)
         if hasattr(training, "TrainData"):  # train(model, data, cfg, device, seed)
             training.train(model, training.TrainData(items, items), cfg, torch.device("cpu"), 0,
                            on_step=lambda step, m: marks.append(cpu_s()))
@@ -111,10 +113,11 @@ def child(arch: str, params: dict, mode: str, inputs: int, side: int) -> dict[st
     return {"base_mb": base, "peak_mb": peak, "seconds": seconds}
 
 
-def measure(arch: str, params: dict, mode: str, inputs: int, side: int) -> dict[str, float]:
+def measure(arch: str, params: dict, mode: str, inputs: int, side: int,
+            bf16: bool = False) -> dict[str, float]:
     """Run ``child`` in a fresh interpreter, on one thread: its CPU time is then one core's
     compute, with no spinning of idle OpenMP threads (a 2-thread job is faster)."""
-    job = json.dumps([arch, params, mode, inputs, side])
+    job = json.dumps([arch, params, mode, inputs, side, bf16])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(["nice", "-n", "10", sys.executable, __file__, "--child", job], capture_output=True,
                           text=True, env=env, check=False)
@@ -127,7 +130,7 @@ def fit(rows: list[dict]) -> dict[str, float]:
     """Per mode: the least-squares slope of (peak - base) on width x megapixels, and the
     smallest intercept that puts every point on or under the line; the slowest s/wMpx."""
     out: dict[str, float] = {"base_mb": max(r["base_mb"] for r in rows)}
-    for mode in ("train", "predict"):
+    for mode in sorted({r["mode"] for r in rows}):
         pts = [(r["width"] * r["inputs"] * r["side"] ** 2 / 1e6, r["peak_mb"] - r["base_mb"])
                for r in rows if r["mode"] == mode]
         mx, my = (sum(p[i] for p in pts) / len(pts) for i in (0, 1))
@@ -143,6 +146,10 @@ def fit(rows: list[dict]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer, smaller points")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also each training point under bfloat16 autocast (train_bf16)")
+    parser.add_argument("--only", nargs="+", default=None, metavar="ARCH",
+                        help="calibrate only these architectures")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -151,27 +158,34 @@ def main() -> None:
     from carvana.resources import memory_width
 
     rows = []
-    for label, arch, params in VARIANTS:
+    variants = [v for v in VARIANTS if args.only is None or v[1] in args.only]
+    points = QUICK_POINTS if args.quick else POINTS
+    if args.bf16:
+        points = points + [("train_bf16", n, s) for mode, n, s in points if mode == "train"]
+    for label, arch, params in variants:
         width = memory_width(arch, params)
-        for mode, inputs, side in QUICK_POINTS if args.quick else POINTS:
-            m = measure(arch, params, mode, inputs, side)
+        for mode, inputs, side in points:
+            m = measure(arch, params, mode.removesuffix("_bf16"), inputs, side,
+                        bf16=mode.endswith("_bf16"))
             wmpx = width * inputs * side * side / 1e6
             rows.append({"variant": label, "arch": arch, "width": width, "mode": mode,
                          "inputs": inputs, "side": side, **m,
                          "mb_per_wmpx": (m["peak_mb"] - m["base_mb"]) / wmpx,
                          "s_per_mpx": m["seconds"] / (inputs * side * side / 1e6)})
             r = rows[-1]
-            print(f"{label:20s} {mode:7s} {inputs:2d} x {side:3d}^2  base {r['base_mb']:6.0f} MB"
+            print(f"{label:20s} {mode:10s} {inputs:2d} x {side:3d}^2  base {r['base_mb']:6.0f} MB"
                   f"  peak {r['peak_mb']:6.0f} MB  {r['mb_per_wmpx']:7.1f} MB/wMpx"
                   f"  {r['seconds']:6.2f} s  {r['s_per_mpx']:6.2f} s/Mpx", flush=True)
     fitted = {label: {"arch": arch, **fit([r for r in rows if r["variant"] == label])}
-              for label, arch, _ in VARIANTS}
+              for label, arch, _ in variants}
     print("\nper variant: fixed MB + MB per width-megapixel (an upper line through the points), "
           "CPU s per megapixel")
     for label, f in fitted.items():
         print(f"{label:20s} base {f['base_mb']:5.0f}  train {f['train_fixed_mb']:5.0f} + "
               f"{f['train_mb']:6.1f} MB, {f['train_s']:5.2f} s   predict {f['predict_fixed_mb']:5.0f}"
-              f" + {f['predict_mb']:6.1f} MB, {f['predict_s']:5.2f} s")
+              f" + {f['predict_mb']:6.1f} MB, {f['predict_s']:5.2f} s"
+              + (f"   train bf16 {f['train_bf16_fixed_mb']:5.0f} + {f['train_bf16_mb']:6.1f} MB"
+                 if "train_bf16_mb" in f else ""))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"load_average": os.getloadavg(), "rows": rows,
                                "fitted": fitted}, indent=1))

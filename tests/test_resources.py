@@ -101,6 +101,30 @@ def test_weights_count_in_the_memory_request() -> None:
     assert rs.train_mem_mb(full, spec, rs.DataShape(1918, 1280, 1)) >= 1249 * 2**20 / 1e6
 
 
+def test_bf16_training_declares_its_own_measured_line() -> None:
+    """configs/carvana-cpu.yaml trains under bfloat16 autocast, which keeps about half the
+    activations: its 640x960 map's training peaked at 3991 MB (AMD EPYC, 80 real photos) and
+    was declared 8.9 GB on the float32 line: a SLURM job asked a node for that, and a run
+    under `--resources mem_mb=N` kept room for it. Every training job of the preset now asks
+    for at most 6 GB and none for less than its measured peak; the same model in float32 still
+    declares the float32 line."""
+    measured = {"effl0_320": 1534, "effl0_640": 3991, "effl0_depth": 2750,
+                "effl0_depth_lv": 2450}
+    for name, peak in measured.items():
+        spec = wf.model_spec(CPU, name)
+        assert spec["train"]["cpu_bf16"]
+        assert peak <= rs.train_mem_mb(CPU, spec, REAL) <= 6000, name
+    spec = wf.model_spec(CPU, "effl0_640")
+    fp32 = copy.deepcopy(spec)
+    fp32["train"]["cpu_bf16"] = False
+    assert rs.train_mem_mb(CPU, fp32, REAL) >= rs.train_mem_mb(CPU, spec, REAL) + 3000
+    default = preset("config.yaml")
+    tiramisu = wf.model_spec(default, "tiramisu64")  # no bfloat16 line measured: float32's
+    bf16 = copy.deepcopy(tiramisu)
+    bf16["train"]["cpu_bf16"] = True
+    assert rs.train_mem_mb(default, bf16, REAL) == rs.train_mem_mb(default, tiramisu, REAL)
+
+
 def test_tiramisu_memory_width_counts_its_dense_blocks() -> None:
     """The calibrated Tiramisu keeps its width; the presets' deeper ones weigh more than their
     first block says (measured 4.3x and 2.8x the calibrated MB per megapixel)."""

@@ -65,7 +65,9 @@ class ArchCost:
     ``train_mb``/``infer_mb``: MB per unit of ``model_width`` per megapixel of a training step
     (forward, backward, optimizer) and of a forward pass; ``train_fixed_mb``/``infer_fixed_mb``:
     what a step or a batch adds whatever its size; ``train_s``/``infer_s``: one core's CPU
-    seconds per megapixel for a network of ``ref_width``.
+    seconds per megapixel for a network of ``ref_width``; ``bf16_train_mb``/
+    ``bf16_train_fixed_mb``: a training step under bfloat16 autocast (``training.cpu_bf16``),
+    where measured (else the float32 line).
     """
 
     train_mb: float
@@ -75,10 +77,14 @@ class ArchCost:
     train_s: float
     infer_s: float
     ref_width: float
+    bf16_train_mb: float | None = None
+    bf16_train_fixed_mb: float | None = None
 
 
 #: The calibration's fits (benchmarks/results/memory_calibration.json), rounded up: the largest
 #: slope and intercept over the measured variants of each architecture (2 CPU cores, torch 2.13).
+#: bfloat16 training (``--bf16``, the EfficientNet U-Nets only, AMD EPYC with AVX512-BF16): a
+#: step keeps about half the float32 activations (Lite0 1334 against 2638 MB per width-Mpx).
 COSTS: dict[str, ArchCost] = {
     "unet": ArchCost(train_mb=140, infer_mb=48, train_fixed_mb=125, infer_fixed_mb=30,
                      train_s=1.9, infer_s=0.7, ref_width=8),
@@ -87,7 +93,8 @@ COSTS: dict[str, ArchCost] = {
     "tiramisu": ArchCost(train_mb=1200, infer_mb=275, train_fixed_mb=170, infer_fixed_mb=135,
                          train_s=17.5, infer_s=3.9, ref_width=5),
     "efficientnet_unet": ArchCost(train_mb=2700, infer_mb=390, train_fixed_mb=230,
-                                  infer_fixed_mb=80, train_s=5.3, infer_s=1.9, ref_width=1),
+                                  infer_fixed_mb=80, train_s=5.3, infer_s=1.9, ref_width=1,
+                                  bf16_train_mb=1500, bf16_train_fixed_mb=300),
 }
 
 #: The Tiramisu the coefficients were calibrated on (config.yaml's tiramisu64), width 5.
@@ -275,13 +282,23 @@ def _cache_mb(spec: dict[str, Any], val: Batch, shape: DataShape) -> float:
     return shape.n_train * (item + retained) / 2**20
 
 
+def _train_line(cost: ArchCost, spec: dict[str, Any]) -> tuple[float, float]:
+    """(MB per width-megapixel, fixed MB) of a training step: the bfloat16 line when the model
+    trains under ``cpu_bf16`` and its architecture was calibrated so, else float32's."""
+    if spec["train"].get("cpu_bf16") and cost.bf16_train_mb is not None:
+        return cost.bf16_train_mb, float(cost.bf16_train_fixed_mb or cost.train_fixed_mb)
+    return cost.train_mb, cost.train_fixed_mb
+
+
 def train_mem_mb(config: dict[str, Any], spec: dict[str, Any], shape: DataShape) -> int:
-    """Peak memory (MB) of the training job of ``spec`` (a ``workflow.model_spec``)."""
+    """Peak memory (MB) of the training job of ``spec`` (a ``workflow.model_spec``); its
+    validation forward passes run in float32."""
     cost, width = _memory_cost(spec)
+    per_wmpx, fixed = _train_line(cost, spec)
     step, val = train_batches(config, spec, shape)
-    activations = width * max(cost.train_mb * step.mpx, cost.infer_mb * val.mpx)
+    activations = width * max(per_wmpx * step.mpx, cost.infer_mb * val.mpx)
     decoded = step.images * shape.mpx * 8  # a batch's photos and masks while they load
-    return _round_mb(BASE_MB + cost.train_fixed_mb + SAFETY * activations
+    return _round_mb(BASE_MB + fixed + SAFETY * activations
                      + weights_mb(spec, "train") + _cache_mb(spec, val, shape) + decoded)
 
 
