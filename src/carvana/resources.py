@@ -65,8 +65,8 @@ class ArchCost:
     ``train_mb``/``infer_mb``: MB per unit of ``model_width`` per megapixel of a training step
     (forward, backward, optimizer) and of a forward pass; ``train_fixed_mb``/``infer_fixed_mb``:
     what a step or a batch adds whatever its size; ``train_s``/``infer_s``: one core's CPU
-    seconds per megapixel for a network of ``ref_width``; ``bf16_train_mb``/
-    ``bf16_train_fixed_mb``: a training step under bfloat16 autocast (``training.cpu_bf16``),
+    seconds per megapixel for a network of ``ref_width``; ``train_bf16_mb``/
+    ``train_bf16_fixed_mb``: a training step under bfloat16 autocast (``training.cpu_bf16``),
     where measured (else the float32 line).
     """
 
@@ -77,8 +77,8 @@ class ArchCost:
     train_s: float
     infer_s: float
     ref_width: float
-    bf16_train_mb: float | None = None
-    bf16_train_fixed_mb: float | None = None
+    train_bf16_mb: float | None = None
+    train_bf16_fixed_mb: float | None = None
 
 
 #: The calibration's fits (benchmarks/results/memory_calibration.json), rounded up: the largest
@@ -94,7 +94,7 @@ COSTS: dict[str, ArchCost] = {
                          train_s=17.5, infer_s=3.9, ref_width=5),
     "efficientnet_unet": ArchCost(train_mb=2700, infer_mb=390, train_fixed_mb=230,
                                   infer_fixed_mb=80, train_s=5.3, infer_s=1.9, ref_width=1,
-                                  bf16_train_mb=1500, bf16_train_fixed_mb=300),
+                                  train_bf16_mb=1500, train_bf16_fixed_mb=300),
 }
 
 #: The Tiramisu the coefficients were calibrated on (config.yaml's tiramisu64), width 5.
@@ -285,8 +285,8 @@ def _cache_mb(spec: dict[str, Any], val: Batch, shape: DataShape) -> float:
 def _train_line(cost: ArchCost, spec: dict[str, Any]) -> tuple[float, float]:
     """(MB per width-megapixel, fixed MB) of a training step: the bfloat16 line when the model
     trains under ``cpu_bf16`` and its architecture was calibrated so, else float32's."""
-    if spec["train"].get("cpu_bf16") and cost.bf16_train_mb is not None:
-        return cost.bf16_train_mb, float(cost.bf16_train_fixed_mb or cost.train_fixed_mb)
+    if spec["train"].get("cpu_bf16") and cost.train_bf16_mb is not None:
+        return cost.train_bf16_mb, float(cost.train_bf16_fixed_mb or cost.train_fixed_mb)
     return cost.train_mb, cost.train_fixed_mb
 
 
