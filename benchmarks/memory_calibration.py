@@ -1,6 +1,11 @@
 """Calibrate carvana.resources: peak RSS and time of a training step and a prediction batch.
 
-Run by hand:  python benchmarks/memory_calibration.py [--quick]
+Run by hand:  python benchmarks/memory_calibration.py [--quick] [--bf16] [--only ARCH ...]
+
+``--bf16`` measures each training point a second time under bfloat16 autocast
+(``training.cpu_bf16``) and fits it as its own line (``train_bf16``: carvana.resources'
+``train_bf16_mb``); ``--only`` restricts the run (and the JSON it writes) to the named
+architectures.
 
 For each architecture (unet, efficientnet_unet, tiramisu, inception_unet, with the presets'
 parameters; plus a narrower U-Net and the Lite2 encoder to check how the cost scales with
