@@ -164,6 +164,30 @@ def test_tiny_model_agrees_with_torch_fp32(backend: str, precision: str,
     check_agreement(runner.logits(x), ref, runner.spec.precision)
 
 
+@pytest.mark.parametrize(("backend", "precision"), COMBOS)
+def test_prior_residual_keeps_a_saturated_map(backend: str, precision: str,
+                                              one_torch_thread: None) -> None:
+    """A depth model with ``prior_residual`` and a silent head outputs its map's logit: every
+    runtime and precision must give +-6.9 where the map is 0 or 1 (a bf16 ``1 - p`` rounded to
+    0 before its log would give infinities) and keep every sign."""
+    needs(backend)
+    torch.manual_seed(0)
+    model = create_model("efficientnet_unet", in_channels=4, encoder="lite0", pretrained=False,
+                         prior_residual=True).eval()
+    with torch.no_grad():
+        model.head.conv.weight.zero_()
+        model.head.conv.bias.zero_()
+    prob = np.linspace(0, 1, 96, dtype=np.float32)[None, None, None].repeat(64, axis=2)
+    prob[..., :8], prob[..., -8:] = 0.0, 1.0
+    x = np.concatenate([smooth_images(2, 64, 96, seed=5), prob.repeat(2, axis=0)], axis=1)
+    out = model_runner(model, BackendSpec(backend, precision), device=CPU).logits(x)
+    expected = np.log((prob + 1e-3) / (1.001 - prob))
+    assert out.shape == (2, 1, 64, 96) and np.isfinite(out).all()
+    assert np.abs(out - expected).max() <= (1e-3 if precision == "fp32" else 0.1)
+    assert np.array_equal(out[..., :8] < -6.8, np.ones_like(out[..., :8], bool))
+    assert ((out > 0) == (expected > 0))[..., np.abs(expected[0, 0, 0]) > 0.1].all()
+
+
 @pytest.fixture(scope="module")
 def photo_inputs(sample_dir: Path) -> dict[str, np.ndarray]:
     """A real photo resized to 320x480 (as a low-res model sees it) and one 384x384 full-size

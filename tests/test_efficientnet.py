@@ -149,6 +149,56 @@ def test_full_res_skip_starts_as_the_model_without_it() -> None:
         build(pretrained=False, full_res_skip=-1)
 
 
+@torch.no_grad()
+def test_prior_residual_adds_the_maps_logit() -> None:
+    """With ``prior_residual`` the output is the 4th channel's logit plus the network's: with a
+    silent head exactly the map's logit (bounded at +-log(1.001 / 0.001)), so a saturated map
+    holds unless the network outweighs it; a model without it ignores the map."""
+    model = build(seed=4, in_channels=4, pretrained=False, prior_residual=True).eval()
+    plain = build(seed=4, in_channels=4, pretrained=False).eval()
+    x = torch.rand(2, 3, 64, 96)
+    prob = torch.tensor([0.0, 0.25, 0.5, 0.9, 1.0]).repeat_interleave(20)[:96].expand(2, 1, 64, 96)
+    inputs = torch.cat([x, prob], dim=1)
+    expected = plain(inputs) + torch.log((prob + 1e-3) / (1.001 - prob))
+    assert torch.allclose(model(inputs), expected, atol=1e-4)
+    model.head.conv.weight.zero_()
+    model.head.conv.bias.zero_()
+    out = model(inputs)[0, 0, 0]
+    bound = float(np.log(1.001 / 0.001))  # 6.909
+    assert out[0] == pytest.approx(-bound, abs=1e-4) and out[95] == pytest.approx(bound, abs=1e-4)
+    assert out[20] == pytest.approx(np.log(0.251 / 0.751), abs=1e-4)
+    assert out[40] == pytest.approx(0.0, abs=1e-5)
+    rebuilt = create_model(**model.config)
+    assert rebuilt.prior_residual and not create_model(**plain.config).prior_residual
+    for bad, match in (({"in_channels": 3}, "needs a 4th input channel"),
+                       ({"in_channels": 4, "classes": 2}, "needs a 4th input channel"),
+                       ({"in_channels": 4, "prior_residual": "yes"}, "true or false")):
+        with pytest.raises(ValueError, match=match):
+            build(pretrained=False, **{"prior_residual": True, **bad})
+
+
+def test_prior_residual_learns_a_correction() -> None:
+    """A depth model started from a 3-channel one (head and all) trains: the gradient reaches
+    the head through the sum, and one step of Adam lowers the loss on a map that is wrong."""
+    source = build(seed=2, pretrained=False)
+    model = build(seed=3, in_channels=4, pretrained=False, prior_residual=True)
+    assert load_compatible_state(model, source.state_dict()) == []
+    x = torch.rand(2, 3, 64, 64)
+    target = torch.zeros(2, 1, 64, 64)
+    target[..., 16:48, 16:48] = 1
+    inputs = torch.cat([x, target.roll(8, dims=-1) * 0.8 + 0.1], dim=1)  # a shifted map
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(3):
+        loss = nn.functional.binary_cross_entropy_with_logits(model(inputs), target)
+        optimizer.zero_grad()
+        loss.backward()
+        assert model.head.conv.weight.grad.abs().sum() > 0
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
 def _copy_with_flipped_byte(tmp_path: Path) -> Path:
     path = tmp_path / "efficientnet-lite0-copy.pth"
     shutil.copyfile(eff.weights_path("lite0"), path)

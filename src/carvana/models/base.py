@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor, nn
+
+#: Probabilities are kept this far from 0 and 1 before their logit: a saturated map gives
+#: logits of about +-6.9, which the network can still overrule.
+PRIOR_EPS = 1e-3
+
+
+def prior_logit(prob: Tensor) -> Tensor:
+    """The logit of a probability map in [0, 1], bounded by ``PRIOR_EPS`` (safe in bfloat16:
+    no ``1 - p`` that rounds to 0 before the log)."""
+    return torch.log(prob + PRIOR_EPS) - torch.log(1 - prob + PRIOR_EPS)
 
 
 class SegmentationHead(nn.Module):
@@ -24,6 +35,10 @@ class SegmentationModel(nn.Module):
     The encoder maps the image to a list of feature maps (skips first, deepest last), the decoder
     maps that list to one full-resolution feature map and the head maps it to logits. There is no
     sigmoid: train with ``BCEWithLogitsLoss`` (safe under mixed precision), apply it to predict.
+
+    With ``prior_residual`` the input's 4th channel is a probability map (a depth model's
+    low-res prior) and the logits are its logit plus the network's output: the network learns
+    a correction to the map, which it must outweigh to overrule a confident pixel.
     """
 
     encoder: nn.Module
@@ -43,8 +58,16 @@ class SegmentationModel(nn.Module):
         stride: int,
         in_channels: int,
         classes: int,
+        prior_residual: bool = False,
     ) -> None:
         super().__init__()
+        if not isinstance(prior_residual, bool):
+            raise ValueError(f"prior_residual must be true or false, got {prior_residual!r}")
+        if prior_residual and (in_channels < 4 or classes != 1):
+            raise ValueError("prior_residual needs a 4th input channel (the probability map: "
+                             f"a depth model) and one class; got in_channels={in_channels}, "
+                             f"classes={classes}")
+        self.prior_residual = prior_residual
         self.encoder = encoder
         self.decoder = decoder
         self.head = head
@@ -80,8 +103,8 @@ class SegmentationModel(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Logits (N, classes, H, W) for an image batch (N, in_channels, H, W)."""
         self.check_input_shape(x)
-        features = self.encoder(x)
-        return self.head(self.decoder(features))
+        logits = self.head(self.decoder(self.encoder(x)))
+        return logits + prior_logit(x[:, 3:4]) if self.prior_residual else logits
 
 
 def _batchnorms_train(module: nn.Module, mode: bool) -> None:

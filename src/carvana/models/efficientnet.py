@@ -302,6 +302,8 @@ class EfficientNetUNet(SegmentationModel):
     stage. Extra input channels (a 4th probability map) start with zero stem weights, so a
     4-channel model first gives exactly the 3-channel model's output. ``full_res_skip`` (0:
     none) is the channel count of the last decoder block's full-resolution skip (see above).
+    ``prior_residual`` (4 channels) adds the 4th channel's logit to the output
+    (``SegmentationModel``).
     """
 
     def __init__(
@@ -313,6 +315,7 @@ class EfficientNetUNet(SegmentationModel):
         encoder_depth: int = 5,
         decoder_channels: Sequence[int] = DEFAULT_DECODER_CHANNELS,
         full_res_skip: int = 0,
+        prior_residual: bool = False,
     ) -> None:
         check_int("in_channels", in_channels, 3)  # the first 3 are RGB for the ImageNet stem
         check_int("classes", classes, 1)
@@ -333,6 +336,7 @@ class EfficientNetUNet(SegmentationModel):
             stride=2**encoder_depth,
             in_channels=in_channels,
             classes=classes,
+            prior_residual=prior_residual,
         )
         #: Convs whose inputs grew at the end (carvana.models.transfer widens them).
         self.grown_inputs = (f"decoder.blocks.{len(channels) - 1}.convs.0.weight",
