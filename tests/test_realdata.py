@@ -40,6 +40,8 @@ def test_real_photos_score_above_an_untrained_floor(real_run: Path) -> None:
     for name, encoder in (("effl0_depth", "lite0"), ("effl2_depth", "lite2")):
         depth = json.loads((real_run / f"results/models/{name}/train.json").read_text())
         assert depth["in_channels"] == 4 and depth["params"]["encoder"] == encoder
+        # the preset's Lite0 depth model corrects its map's logit; Lite2's was not measured so
+        assert depth["params"].get("prior_residual", False) is (encoder == "lite0")
     for name, start in (("effl0_depth_lv", "effl0_depth"), ("effl2_depth_lv", "effl2_depth")):
         lovasz = (real_run / f"logs/train/{name}.log").read_text()
         assert f"initialised from results/models/{start}/weights.pt" in lovasz
