@@ -178,8 +178,9 @@ def test_prior_residual_adds_the_maps_logit() -> None:
 
 
 def test_prior_residual_learns_a_correction() -> None:
-    """A depth model started from a 3-channel one (head and all) trains: the gradient reaches
-    the head through the sum, and one step of Adam lowers the loss on a map that is wrong."""
+    """A depth model takes every tensor of a 3-channel one (head and all: the correction adds
+    none) and trains: the gradient reaches the head through the sum, and three steps of Adam
+    lower the loss on a map that is shifted off the truth."""
     source = build(seed=2, pretrained=False)
     model = build(seed=3, in_channels=4, pretrained=False, prior_residual=True)
     assert load_compatible_state(model, source.state_dict()) == []
