@@ -61,9 +61,7 @@ class SegmentationModel(nn.Module):
         prior_residual: bool = False,
     ) -> None:
         super().__init__()
-        if not isinstance(prior_residual, bool):
-            raise ValueError(f"prior_residual must be true or false, got {prior_residual!r}")
-        if prior_residual and (in_channels < 4 or classes != 1):
+        if check_bool("prior_residual", prior_residual) and (in_channels < 4 or classes != 1):
             raise ValueError("prior_residual needs a 4th input channel (the probability map: "
                              f"a depth model) and one class; got in_channels={in_channels}, "
                              f"classes={classes}")
@@ -130,6 +128,13 @@ def check_int(name: str, value: Any, minimum: int) -> int:
     """``value`` as an int >= ``minimum``, or ValueError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` if it is a bool, or ValueError naming ``name`` (YAML's yes/no are bools)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
     return value
 
 

@@ -29,7 +29,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .base import SegmentationHead, SegmentationModel, check_choice, check_int, upsample_layer
+from .base import (
+    SegmentationHead,
+    SegmentationModel,
+    check_bool,
+    check_choice,
+    check_int,
+    upsample_layer,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -320,8 +327,7 @@ class EfficientNetUNet(SegmentationModel):
         check_int("in_channels", in_channels, 3)  # the first 3 are RGB for the ImageNet stem
         check_int("classes", classes, 1)
         check_choice("encoder", encoder, tuple(ENCODERS))
-        if not isinstance(pretrained, bool):
-            raise ValueError(f"pretrained must be true or false, got {pretrained!r}")
+        check_bool("pretrained", pretrained)
         check_int("encoder_depth", encoder_depth, 1)
         if encoder_depth > 5:
             raise ValueError(f"encoder_depth must be 1 to 5, got {encoder_depth}")
