@@ -178,9 +178,14 @@ def get_train_summary(wildcards):
     return []
 
 
-def get_lowres_init(wildcards):
-    """A ladder model's starting weights: those of the earlier ladder model it names, if any."""
-    return wf.init_weights(config, wildcards.model)
+def get_lowres_inputs(wildcards):
+    """A ladder model's extra inputs: the weights of the earlier ladder model it starts from,
+    if any; a pseudo-label round's labels."""
+    spec = wf.model_spec(config, wildcards.model)
+    inputs = dict(wf.init_weights(config, wildcards.model))
+    if spec.get("pseudo"):
+        inputs["pseudo_labels"] = get_pseudo_labels(spec)
+    return inputs
 
 
 def get_tile_model_inputs(wildcards):
@@ -197,14 +202,19 @@ def get_tile_model_inputs(wildcards):
 
 def get_pseudo_training(spec):
     """A pseudo-label round's test photos: every shard's labels, boxes and depth channel."""
-    r, depth = spec["pseudo"]["round"], spec.get("depth_from")
+    depth = spec.get("depth_from")
     inputs = {
-        "pseudo_labels": expand("results/pseudo/r{r}/{shard}", r=r, shard=SHARDS),
+        "pseudo_labels": get_pseudo_labels(spec),
         "pseudo_boxes": expand("results/bbox/test/{shard}.csv", shard=SHARDS),
     }
     if depth:
         inputs["pseudo_depth"] = [get_test_pred(depth, s) for s in SHARDS]
     return inputs
+
+
+def get_pseudo_labels(spec):
+    """A pseudo-label round's label folders, one a test shard."""
+    return expand("results/pseudo/r{r}/{shard}", r=spec["pseudo"]["round"], shard=SHARDS)
 
 
 def get_pseudo_sources(wildcards):

@@ -1,7 +1,7 @@
 rule train_lowres:
     input:
         unpack(get_data),
-        unpack(get_lowres_init),
+        unpack(get_lowres_inputs),
         split="results/data/split.csv",
     output:
         weights="results/models/{model}/weights.pt",

@@ -43,8 +43,12 @@ SMALL_REAL = {
                  "weight_step": 0.1},
     # a few dozen steps leave the models sure of little (p about 0.2 on the floor and 0.75 on
     # the car): the band 0.1-0.9 would ignore every pixel, and the round stops saying so
-    "pseudo_labels": {"rounds": 1, "models": ["effl0_depth_lv"], "low": 0.35, "high": 0.6,
-                      "train": {"steps": 8, "warmup_steps": 2, "eval_every_steps": 8}},
+    # the round fine-tunes the 640 map too, and the depth model's copy reads the new map
+    "pseudo_labels": {"rounds": 1, "models": ["effl0_640", "effl0_depth_lv"], "low": 0.35,
+                      "high": 0.6,
+                      "train": {"steps": 8, "warmup_steps": 2, "eval_every_steps": 8},
+                      "train_by_model": {m: {"steps": 8, "warmup_steps": 2, "eval_every_steps": 8}
+                                         for m in ("effl0_640", "effl0_depth_lv")}},
 }
 
 

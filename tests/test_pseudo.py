@@ -172,8 +172,37 @@ def test_pseudo_rounds_become_models_of_the_dag() -> None:
         **pseudo_config(), "pseudo_labels": {"rounds": 0}}
 
 
+def test_a_pseudo_round_of_the_map_feeds_the_same_rounds_depth_model() -> None:
+    """A ladder model in the rounds: its copy joins the ladder (after the model it starts
+    from), the depth model's copy of the same round reads it, the context-free tile model
+    keeps its map, and each listed model gets its own training settings."""
+    config = wf.with_pseudo_rounds({**pseudo_config(), "pseudo_labels": {
+        "rounds": 2, "models": ["low", "depth"], "train": {"steps": 7},
+        "train_by_model": {"low": {"steps": 3, "lr": 0.5}}}})
+    wf.check_config(config)
+    assert config["ladder"] == ["low", "low_pl1", "low_pl2"]
+    assert config["fullres"] == ["tiles", "depth", "depth_pl1", "depth_pl2"]
+    assert config["ensemble"]["members"] == ["low_pl2", "tiles", "depth_pl2"]
+    assert [wf.model_spec(config, m)["depth_from"] for m in ("depth", "depth_pl1", "depth_pl2")
+            ] == ["low", "low_pl1", "low_pl2"]
+    assert [wf.model_spec(config, m)["init_from"] for m in ("low_pl1", "low_pl2", "depth_pl1")
+            ] == ["low", "low_pl1", "depth"]
+    low, depth = wf.model_spec(config, "low_pl2"), wf.model_spec(config, "depth_pl1")
+    assert (low["train"]["steps"], low["train"]["lr"], low["size"]) == (3, 0.5, 32)
+    assert (depth["train"]["steps"], depth["train"]["lr"]) == (7, 0.01)
+    assert low["pseudo"] == {"round": 2, "base": "low"}
+    assert wf.pseudo_sources(config, 2) == {"low_pl1": None, "tiles": None, "depth_pl1": None}
+    # the depth model alone in the rounds keeps the round-0 map
+    alone = wf.with_pseudo_rounds(pseudo_config())
+    assert wf.model_spec(alone, "depth_pl2")["depth_from"] == "low"
+
+
 @pytest.mark.parametrize(("change", "message"), [
-    ({"pseudo_labels": {"rounds": 1, "models": ["low"]}}, "not a fullres model"),
+    ({"pseudo_labels": {"rounds": 1, "models": ["elsewhere"]}}, "not a ladder or fullres"),
+    ({"pseudo_labels": {"rounds": 1, "models": ["depth"], "train_by_model": {"low": {}}}},
+     "'low' is not in pseudo_labels.models"),
+    ({"models": {**pseudo_config()["models"], "low_pl1": {"arch": "unet", "size": 32}},
+      "pseudo_labels": {"rounds": 1, "models": ["low"]}}, "taken by pseudo-label round 1"),
     ({"ensemble": {}}, "needs an ensemble"),
 ])
 def test_pseudo_rounds_name_what_is_wrong(change: dict, message: str) -> None:

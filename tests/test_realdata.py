@@ -51,14 +51,18 @@ def test_real_photos_score_above_an_untrained_floor(real_run: Path) -> None:
 
 def test_pseudo_labels_and_chosen_weights_on_real_photos(real_run: Path) -> None:
     """The preset's pseudo-label round: the held-out car labelled by the first ensemble (few
-    pixels left out), the depth model fine-tuned on it from its own weights and validated on
-    a train car; the ensemble's weights chosen on validation and used by the chain."""
+    pixels left out); the 640 map and the depth model fine-tuned on it from their own weights
+    and validated on a train car, the depth model's copy reading the new map; the ensemble's
+    weights chosen on validation and used by the chain."""
     labels = json.loads((real_run / "results/pseudo/r1/0000.json").read_text())
     assert labels["images"] == 8 and labels["car_fraction"] > 0.1
     assert labels["max_ignored_fraction"] < 0.5, labels
     assert set(labels["members"]) == {"effl0_depth_lv", "effl2_depth_lv"}
     log = (real_run / "logs/train/effl0_depth_lv_pl1.log").read_text()
     assert "initialised from results/models/effl0_depth_lv/weights.pt" in log
+    assert "plus 16 pseudo-labelled test images" in log
+    log = (real_run / "logs/train/effl0_640_pl1.log").read_text()
+    assert "initialised from results/models/effl0_640/weights.pt" in log
     assert "plus 16 pseudo-labelled test images" in log
     summary = pd.read_csv(real_run / "results/metrics/summary.csv").set_index("model")
     assert summary.loc["effl0_depth_lv_pl1", "val_dice_full_res"] >= DICE_FLOOR
@@ -67,6 +71,8 @@ def test_pseudo_labels_and_chosen_weights_on_real_photos(real_run: Path) -> None
     assert chosen["val_dice"] >= max(chosen["alone"].values()) - 1e-9
     chain = json.loads((real_run / "results/chain.json").read_text())
     assert chain["members"] == chosen["weights"]
+    assert chain["models"]["effl0_depth_lv_pl1"]["depth_from"] == "effl0_640_pl1"
+    assert summary.loc["effl0_640_pl1", "val_dice_full_res"] >= DICE_FLOOR
 
 
 def test_cutouts_of_real_photos_at_odd_sizes(real_run: Path, sample_dir: Path,

@@ -68,29 +68,52 @@ def _finish(*, name: str, model: torch.nn.Module, result: tuple, cfg: TrainConfi
         clear_resume(resume)
 
 
+def _as_list(value: str | list[str]) -> list[str]:
+    """A rule's list of files as a list (Snakemake passes a single one as a str)."""
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _pseudo_lowres(data_dir: str, size: Any, labels: list[str]) -> list[LowResDataset]:
+    """One dataset per test shard of pseudo-labels, its photos and labels resized to ``size``."""
+    sets = []
+    for folder in labels:
+        ids = sorted(p.stem for p in Path(folder).glob("*.png"))
+        if not ids:
+            raise ValueError(f"{folder}: no pseudo-labels")
+        sets.append(LowResDataset(data_dir, "test", ids, size, labels_dir=folder))
+    return sets
+
+
 def train_lowres_stage(*, name: str, spec: dict[str, Any], data_dir: str, split: str,
                        seed: int, device: str, cpu_fallback: bool, resume: str | None,
                        weights: str, history: str, curve: str, summary: str,
-                       init: str | None = None) -> None:
+                       init: str | None = None, pseudo_labels: str | list[str] = ()) -> None:
     """Train one low-resolution model on whole images resized to spec['size'], from ``init``'s
     weights (an earlier ladder model's, at any size: the network is fully convolutional) when
-    the spec names one in ``init_from``."""
+    the spec names one in ``init_from``. With ``pseudo_labels`` (a folder per test shard) the
+    test photos' confident pixels train too; validation stays on train cars."""
     cfg = TrainConfig.from_dict(spec["train"])
     dev = select_device(device, cpu_fallback)
     height, width = lowres_hw(spec["size"])
     train_ids, val_ids = _folds(name, split, cfg)
+    pseudo = _pseudo_lowres(data_dir, spec["size"], _as_list(pseudo_labels))
+    own = LowResDataset(data_dir, "train", train_ids, spec["size"])
     train_set, val_set = cache_if_small(
-        [LowResDataset(data_dir, "train", ids, spec["size"]) for ids in (train_ids, val_ids)],
+        [ConcatDataset([own, *pseudo]) if pseudo else own,
+         LowResDataset(data_dir, "train", val_ids, spec["size"])],
         item_bytes=height * width * 4, cache_mb=cfg.cache_mb)
+    pseudo_ids = [i for d in pseudo for i in d.ids]
     seed_everything(seed)  # the initial weights too
     model = create_model(spec["arch"], in_channels=3, **spec["params"])
     model.check_input_shape(train_set[0]["image"][None].float())
     _init_from(model, init, spec, strict=True)
     log.info("%s: %s, %d parameters, %d train / %d val images at %dx%d on %s", name,
-             spec["arch"], count_parameters(model), len(train_set), len(val_set), width, height,
+             spec["arch"], count_parameters(model), len(train_ids), len(val_ids), width, height,
              dev)
+    if pseudo_ids:
+        log.info("%s: plus %d pseudo-labelled test images", name, len(pseudo_ids))
     hashed = params_hash({"spec": spec, "seed": seed, "train": train_ids, "val": val_ids,
-                          **_start_digest(init)})
+                          **({"pseudo": pseudo_ids} if pseudo_ids else {}), **_start_digest(init)})
     result = train(model, TrainData(train_set, val_set), cfg, dev, seed,
                    resume=Resume(resume, hashed) if resume else None)
     meta = {"name": name, "arch": spec["arch"], "in_channels": 3, "params": spec["params"],
@@ -185,7 +208,7 @@ def train_tiles_stage(*, name: str, spec: dict[str, Any], data_dir: str, split: 
     in_channels = 4 if depth else 3
     train_ids, val_ids = _folds(name, split, cfg)
     pseudo = _pseudo_sets(data_dir, geom, *(
-        [v] if isinstance(v, str) else list(v) for v in (pseudo_labels, pseudo_boxes, pseudo_depth)))
+        _as_list(v) for v in (pseudo_labels, pseudo_boxes, pseudo_depth)))
     own = _tile_dataset(data_dir, "train", train_ids, [boxes], geom, True, depth)
     sets = cache_if_small(
         [ConcatDataset([own, *pseudo]) if pseudo else own,

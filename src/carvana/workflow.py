@@ -157,9 +157,12 @@ def pseudo_name(base: str, round_: int) -> str:
 
 
 def with_pseudo_rounds(config: dict[str, Any]) -> dict[str, Any]:
-    """The config with its pseudo-label rounds as models: ``pseudo_labels: models`` fine-tuned
-    in round r as ``<model>_pl<r>`` (from round r-1's weights, on train plus the test photos
-    labelled by round r-1's ensemble); the ensemble and the source use the last round's."""
+    """The config with its pseudo-label rounds as models: ``pseudo_labels: models`` (ladder or
+    fullres) fine-tuned in round r as ``<model>_pl<r>`` (from round r-1's weights, on train
+    plus the test photos labelled by round r-1's ensemble, with ``train`` and then its own
+    ``train_by_model`` entry over its training settings); a round's depth model reads the same
+    round's copy of its map when that map is listed too. The ensemble and the source use the
+    last round's."""
     pl = config.get("pseudo_labels") or {}
     rounds = int(pl.get("rounds", 0))
     if rounds == 0:
@@ -167,23 +170,42 @@ def with_pseudo_rounds(config: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(config)
     if not ensemble_members(config):
         raise ValueError("pseudo_labels: rounds > 0 needs an ensemble to label the test photos")
-    for base in pl.get("models", []):
-        if base not in tile_models(config):
-            raise ValueError(f"pseudo_labels.models: {base!r} is not a fullres model")
+    bases, ladder = list(pl.get("models", [])), list(config["ladder"])
+    for base in bases:
+        if base not in ladder + tile_models(config):
+            raise ValueError(f"pseudo_labels.models: {base!r} is not a ladder or fullres model")
+    for base in pl.get("train_by_model") or {}:
+        if base not in bases:
+            raise ValueError(f"pseudo_labels.train_by_model: {base!r} is not in "
+                             f"pseudo_labels.models {bases}")
+    for base in bases:
         for r in range(1, rounds + 1):
             name = pseudo_name(base, r)
             if name in config.get("models", {}):
                 raise ValueError(f"models.{name}: the name is taken by pseudo-label round {r}")
-            spec = copy.deepcopy(config["models"][base])
-            spec.update(init_from=pseudo_name(base, r - 1), pseudo={"round": r, "base": base},
-                        train=deep_merge(spec.get("train", {}), pl.get("train", {})))
-            out["models"][name] = spec
-            out["fullres"] = [*out["fullres"], name]
-    last = {b: pseudo_name(b, rounds) for b in pl.get("models", [])}
+            out["models"][name] = _pseudo_spec(config, base, r)
+            key = "ladder" if base in ladder else "fullres"
+            out[key] = [*out[key], name]
+    last = {b: pseudo_name(b, rounds) for b in bases}
     out["ensemble"]["members"] = [last.get(m, m) for m in config["ensemble"]["members"]]
     source = config["submission"]["source"]
     out["submission"] = {**config["submission"], "source": last.get(source, source)}
     return out
+
+
+def _pseudo_spec(config: dict[str, Any], base: str, round_: int) -> dict[str, Any]:
+    """Model ``base``'s spec in pseudo-label round ``round_``: from the round before's
+    weights, with the round's training settings and, for a depth model whose map is
+    fine-tuned in the same rounds, that round's map."""
+    pl = config["pseudo_labels"]
+    spec = copy.deepcopy(config["models"][base])
+    train = deep_merge(spec.get("train", {}), pl.get("train", {}))
+    train = deep_merge(train, (pl.get("train_by_model") or {}).get(base, {}))
+    spec.update(init_from=pseudo_name(base, round_ - 1),
+                pseudo={"round": round_, "base": base}, train=train)
+    if spec.get("depth_from") in pl.get("models", []):
+        spec["depth_from"] = pseudo_name(spec["depth_from"], round_)
+    return spec
 
 
 def pseudo_sources(config: dict[str, Any], round_: int) -> dict[str, float | None]:
