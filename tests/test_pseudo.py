@@ -219,3 +219,15 @@ def test_a_pseudo_round_asks_memory_for_the_test_photos_it_caches() -> None:
     plain, round1 = wf.model_spec(config, "depth"), wf.model_spec(config, "depth_pl1")
     assert rs.training_shape(shape, plain, 32) == shape
     assert rs.training_shape(shape, round1, 32).n_train == 96
+
+
+def test_a_folder_of_pseudo_labels_names_its_photos_or_fails(tmp_path: Path) -> None:
+    """Both training stages read a round's labels through one listing: the photos it labels,
+    in order; an empty folder (a round that labelled nothing) is an error naming it."""
+    from carvana.model_stages import _label_ids
+
+    with pytest.raises(ValueError, match=f"{tmp_path}: no pseudo-labels"):
+        _label_ids(str(tmp_path))
+    for image_id in (f"{ID[:-2]}02", ID):
+        write_labels(tmp_path / f"{image_id}.png", np.zeros((4, 4), np.uint8))
+    assert _label_ids(str(tmp_path)) == [ID, f"{ID[:-2]}02"]

@@ -73,15 +73,18 @@ def _as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+def _label_ids(folder: str) -> list[str]:
+    """The test photos a folder of pseudo-labels labels (an error when it labels none)."""
+    ids = sorted(p.stem for p in Path(folder).glob("*.png"))
+    if not ids:
+        raise ValueError(f"{folder}: no pseudo-labels")
+    return ids
+
+
 def _pseudo_lowres(data_dir: str, size: Any, labels: list[str]) -> list[LowResDataset]:
     """One dataset per test shard of pseudo-labels, its photos and labels resized to ``size``."""
-    sets = []
-    for folder in labels:
-        ids = sorted(p.stem for p in Path(folder).glob("*.png"))
-        if not ids:
-            raise ValueError(f"{folder}: no pseudo-labels")
-        sets.append(LowResDataset(data_dir, "test", ids, size, labels_dir=folder))
-    return sets
+    return [LowResDataset(data_dir, "test", _label_ids(folder), size, labels_dir=folder)
+            for folder in labels]
 
 
 def train_lowres_stage(*, name: str, spec: dict[str, Any], data_dir: str, split: str,
@@ -182,14 +185,9 @@ def _pseudo_sets(data_dir: str, geom: TileGeometry, labels: list[str], boxes: li
     """One dataset per test shard of pseudo-labels (its label folder, boxes, depth folder)."""
     if len(labels) != len(boxes) or (depth and len(depth) != len(labels)):
         raise ValueError("pseudo-labels: one label folder, box file (and depth folder) a shard")
-    sets = []
-    for k, (folder, shard_boxes) in enumerate(zip(labels, boxes, strict=True)):
-        ids = sorted(p.stem for p in Path(folder).glob("*.png"))
-        if not ids:
-            raise ValueError(f"{folder}: no pseudo-labels")
-        sets.append(TileDataset(data_dir, "test", ids, read_bands([shard_boxes]), geom, True,
-                                depth[k] if depth else None, labels_dir=folder))
-    return sets
+    return [TileDataset(data_dir, "test", _label_ids(folder), read_bands([shard_boxes]), geom,
+                        True, depth[k] if depth else None, labels_dir=folder)
+            for k, (folder, shard_boxes) in enumerate(zip(labels, boxes, strict=True))]
 
 
 def train_tiles_stage(*, name: str, spec: dict[str, Any], data_dir: str, split: str,
