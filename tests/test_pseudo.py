@@ -16,6 +16,7 @@ from carvana.io import IGNORE, DataError, read_labels, write_labels, write_prob
 from carvana.losses import bce_dice_loss, split_labels
 from carvana.metrics import dice
 from carvana.pseudo import labels_from_prob, pseudo_labels_to_dir
+from carvana.split import pseudo_cap, thin_to_share
 from carvana.stages import ensemble_stage, member_weights
 
 ID = "0123456789ab_01"
@@ -231,3 +232,47 @@ def test_a_folder_of_pseudo_labels_names_its_photos_or_fails(tmp_path: Path) -> 
     for image_id in (f"{ID[:-2]}02", ID):
         write_labels(tmp_path / f"{image_id}.png", np.zeros((4, 4), np.uint8))
     assert _label_ids(str(tmp_path)) == [ID, f"{ID[:-2]}02"]
+
+
+def test_max_share_thins_the_labelled_photos_evenly() -> None:
+    """At most ``max_share`` of a fine-tune's photos are pseudo-labelled: an evenly spread
+    subset across the shards when there are more (known picks), all of them otherwise."""
+    shards = [list("abcdefghij"), list("klmnop")]
+    assert pseudo_cap(10, 0.3) == 4  # 4 / (10 + 4) <= 0.3 < 5 / (10 + 5)
+    assert thin_to_share(shards, own=10, max_share=0.3) == [["a", "f"], ["k", "p"]]
+    assert thin_to_share(shards, own=10, max_share=None) == shards
+    assert thin_to_share(shards, own=100, max_share=0.3) == shards
+    for own, share in [(80, 0.3), (80, 0.5), (7, 0.25), (5088, 0.3)]:
+        kept = sum(map(len, thin_to_share([[f"{k:06d}" for k in range(100_000)]], own=own,
+                                          max_share=share)))
+        assert kept / (own + kept) <= share < (kept + 1) / (own + kept + 1)
+    with pytest.raises(ValueError, match=r"must lie in \(0, 1\), got 1.0"):
+        thin_to_share(shards, own=10, max_share=1.0)
+    with pytest.raises(ValueError, match="max_share 0.05 of 10 train photos keeps none of the 16"):
+        thin_to_share(shards, own=10, max_share=0.05)
+
+
+def test_a_capped_round_names_its_share_and_asks_memory_for_what_it_keeps(
+        tmp_path: Path) -> None:
+    """``pseudo_labels: max_share`` reaches each round's spec (and only when set), the memory
+    request counts only the photos it keeps, and the training stages list the kept ones."""
+    from carvana import resources as rs
+    from carvana.model_stages import _pseudo_ids
+
+    config = wf.with_pseudo_rounds({**pseudo_config(), "pseudo_labels": {
+        **pseudo_config()["pseudo_labels"], "max_share": 0.25}})
+    wf.check_config(config)
+    spec = wf.model_spec(config, "depth_pl2")
+    assert spec["pseudo"] == {"round": 2, "base": "depth", "max_share": 0.25}
+    shape = rs.DataShape(1918, 1280, 64)
+    assert rs.training_shape(shape, spec, 96).n_train == 64 + 21
+    assert rs.training_shape(shape, spec, 8).n_train == 64 + 8
+    folders = [tmp_path / "0000", tmp_path / "0001"]
+    for k, folder in enumerate(folders):
+        folder.mkdir()
+        for view in range(1, 5):
+            write_labels(folder / f"{ID[:-4]}{k}_{view:02d}.png", np.zeros((4, 4), np.uint8))
+    kept = _pseudo_ids(spec, [str(f) for f in folders], own=6)
+    assert kept == [[f"{ID[:-4]}0_01"], [f"{ID[:-4]}1_04"]]
+    assert _pseudo_ids({}, [str(f) for f in folders], own=6)[1] == [
+        f"{ID[:-4]}1_{view:02d}" for view in range(1, 5)]

@@ -26,7 +26,7 @@ from carvana.gates import check_val_dice
 from carvana.io import write_frame, write_json
 from carvana.models import count_parameters, create_model, load_compatible_state
 from carvana.predict import load_model, predict_to_dir
-from carvana.split import fold_ids, select_ids
+from carvana.split import fold_ids, select_ids, thin_to_share
 from carvana.tiling import TileGeometry, geometry
 from carvana.training import Resume, TrainConfig, TrainData, seed_everything, train
 
@@ -81,10 +81,24 @@ def _label_ids(folder: str) -> list[str]:
     return ids
 
 
-def _pseudo_lowres(data_dir: str, size: Any, labels: list[str]) -> list[LowResDataset]:
+def _pseudo_ids(spec: dict[str, Any], labels: list[str], own: int) -> list[list[str]]:
+    """Each pseudo-label folder's test photos, thinned to the round's ``max_share`` of a
+    training set with ``own`` train photos (:func:`carvana.pseudo.thin_to_share`)."""
+    every = [_label_ids(folder) for folder in labels]
+    share = (spec.get("pseudo") or {}).get("max_share")
+    kept = thin_to_share(every, own=own, max_share=share)
+    if sum(map(len, kept)) < sum(map(len, every)):
+        log.info("pseudo-labels: %d of %d labelled test photos train (max_share %g of the "
+                 "training set, beside %d train photos)", sum(map(len, kept)),
+                 sum(map(len, every)), share, own)
+    return kept
+
+
+def _pseudo_lowres(data_dir: str, size: Any, labels: list[str],
+                   ids: list[list[str]]) -> list[LowResDataset]:
     """One dataset per test shard of pseudo-labels, its photos and labels resized to ``size``."""
-    return [LowResDataset(data_dir, "test", _label_ids(folder), size, labels_dir=folder)
-            for folder in labels]
+    return [LowResDataset(data_dir, "test", shard_ids, size, labels_dir=folder)
+            for folder, shard_ids in zip(labels, ids, strict=True) if shard_ids]
 
 
 def train_lowres_stage(*, name: str, spec: dict[str, Any], data_dir: str, split: str,
@@ -99,7 +113,9 @@ def train_lowres_stage(*, name: str, spec: dict[str, Any], data_dir: str, split:
     dev = select_device(device, cpu_fallback)
     height, width = lowres_hw(spec["size"])
     train_ids, val_ids = _folds(name, split, cfg)
-    pseudo = _pseudo_lowres(data_dir, spec["size"], _as_list(pseudo_labels))
+    labels = _as_list(pseudo_labels)
+    pseudo = _pseudo_lowres(data_dir, spec["size"], labels,
+                            _pseudo_ids(spec, labels, len(train_ids)))
     own = LowResDataset(data_dir, "train", train_ids, spec["size"])
     train_set, val_set = cache_if_small(
         [ConcatDataset([own, *pseudo]) if pseudo else own,
@@ -180,14 +196,15 @@ def _init_from(model: torch.nn.Module, init: str | None, spec: dict[str, Any], *
     log.info("initialised from %s (%d tensors not loaded)", init, len(skipped))
 
 
-def _pseudo_sets(data_dir: str, geom: TileGeometry, labels: list[str], boxes: list[str],
-                 depth: list[str]) -> list[TileDataset]:
+def _pseudo_sets(data_dir: str, geom: TileGeometry, ids: list[list[str]], labels: list[str],
+                 boxes: list[str], depth: list[str]) -> list[TileDataset]:
     """One dataset per test shard of pseudo-labels (its label folder, boxes, depth folder)."""
     if len(labels) != len(boxes) or (depth and len(depth) != len(labels)):
         raise ValueError("pseudo-labels: one label folder, box file (and depth folder) a shard")
-    return [TileDataset(data_dir, "test", _label_ids(folder), read_bands([shard_boxes]), geom,
+    return [TileDataset(data_dir, "test", ids[k], read_bands([shard_boxes]), geom,
                         True, depth[k] if depth else None, labels_dir=folder)
-            for k, (folder, shard_boxes) in enumerate(zip(labels, boxes, strict=True))]
+            for k, (folder, shard_boxes) in enumerate(zip(labels, boxes, strict=True))
+            if ids[k]]
 
 
 def train_tiles_stage(*, name: str, spec: dict[str, Any], data_dir: str, split: str,
@@ -205,8 +222,9 @@ def train_tiles_stage(*, name: str, spec: dict[str, Any], data_dir: str, split: 
     geom = geometry(ingest, tiles)
     in_channels = 4 if depth else 3
     train_ids, val_ids = _folds(name, split, cfg)
-    pseudo = _pseudo_sets(data_dir, geom, *(
-        _as_list(v) for v in (pseudo_labels, pseudo_boxes, pseudo_depth)))
+    labels = _as_list(pseudo_labels)
+    pseudo = _pseudo_sets(data_dir, geom, _pseudo_ids(spec, labels, len(train_ids)), labels,
+                          *(_as_list(v) for v in (pseudo_boxes, pseudo_depth)))
     own = _tile_dataset(data_dir, "train", train_ids, [boxes], geom, True, depth)
     sets = cache_if_small(
         [ConcatDataset([own, *pseudo]) if pseudo else own,

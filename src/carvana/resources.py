@@ -35,6 +35,7 @@ from typing import Any
 
 from carvana.io import image_size
 from carvana.model_size import parameter_count, tiramisu_activations, tiramisu_structure
+from carvana.split import pseudo_cap
 from carvana.tiling import tile_geometry
 
 #: The Kaggle photos' size, assumed when the data folder has no readable test image yet
@@ -187,10 +188,12 @@ def data_shape(config: dict[str, Any]) -> DataShape:
 
 def training_shape(shape: DataShape, spec: dict[str, Any], n_test: int) -> DataShape:
     """The data a model trains on: a pseudo-label round's model also trains on (and caches)
-    the ``n_test`` test photos."""
+    the ``n_test`` test photos, or as many as its ``max_share`` keeps."""
     if not spec.get("pseudo"):
         return shape
-    return DataShape(shape.width, shape.height, shape.n_train + n_test)
+    cap = pseudo_cap(shape.n_train, spec["pseudo"].get("max_share"))
+    n_pseudo = n_test if cap is None else min(n_test, cap)
+    return DataShape(shape.width, shape.height, shape.n_train + n_pseudo)
 
 
 @dataclass(frozen=True)

@@ -201,8 +201,10 @@ def _pseudo_spec(config: dict[str, Any], base: str, round_: int) -> dict[str, An
     spec = copy.deepcopy(config["models"][base])
     train = deep_merge(spec.get("train", {}), pl.get("train", {}))
     train = deep_merge(train, (pl.get("train_by_model") or {}).get(base, {}))
-    spec.update(init_from=pseudo_name(base, round_ - 1),
-                pseudo={"round": round_, "base": base}, train=train)
+    share = pl.get("max_share")
+    spec.update(init_from=pseudo_name(base, round_ - 1), train=train,
+                pseudo={"round": round_, "base": base,
+                        **({"max_share": share} if share is not None else {})})
     if spec.get("depth_from") in pl.get("models", []):
         spec["depth_from"] = pseudo_name(spec["depth_from"], round_)
     return spec
