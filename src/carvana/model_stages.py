@@ -83,7 +83,7 @@ def _label_ids(folder: str) -> list[str]:
 
 def _pseudo_ids(spec: dict[str, Any], labels: list[str], own: int) -> list[list[str]]:
     """Each pseudo-label folder's test photos, thinned to the round's ``max_share`` of a
-    training set with ``own`` train photos (:func:`carvana.pseudo.thin_to_share`)."""
+    training set with ``own`` train photos (:func:`carvana.split.thin_to_share`)."""
     every = [_label_ids(folder) for folder in labels]
     share = (spec.get("pseudo") or {}).get("max_share")
     kept = thin_to_share(every, own=own, max_share=share)
