@@ -257,7 +257,7 @@ def test_a_capped_round_names_its_share_and_asks_memory_for_what_it_keeps(
     """``pseudo_labels: max_share`` reaches each round's spec (and only when set), the memory
     request counts only the photos it keeps, and the training stages list the kept ones."""
     from carvana import resources as rs
-    from carvana.model_stages import _pseudo_ids
+    from carvana.model_stages import _pseudo_ids, _pseudo_lowres
 
     config = wf.with_pseudo_rounds({**pseudo_config(), "pseudo_labels": {
         **pseudo_config()["pseudo_labels"], "max_share": 0.25}})
@@ -276,3 +276,6 @@ def test_a_capped_round_names_its_share_and_asks_memory_for_what_it_keeps(
     assert kept == [[f"{ID[:-4]}0_01"], [f"{ID[:-4]}1_04"]]
     assert _pseudo_ids({}, [str(f) for f in folders], own=6)[1] == [
         f"{ID[:-4]}1_{view:02d}" for view in range(1, 5)]
+    # a shard the cap empties adds no dataset; the others keep their own label folder
+    sets = _pseudo_lowres(str(tmp_path), 32, [str(f) for f in folders], [[], kept[1]])
+    assert [(d.ids, d.labels_dir) for d in sets] == [(kept[1], folders[1])]
