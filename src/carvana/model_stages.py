@@ -87,10 +87,10 @@ def _pseudo_ids(spec: dict[str, Any], labels: list[str], own: int) -> list[list[
     every = [_label_ids(folder) for folder in labels]
     share = (spec.get("pseudo") or {}).get("max_share")
     kept = thin_to_share(every, own=own, max_share=share)
-    if sum(map(len, kept)) < sum(map(len, every)):
+    n_kept, n_all = sum(map(len, kept)), sum(map(len, every))
+    if n_kept < n_all:
         log.info("pseudo-labels: %d of %d labelled test photos train (max_share %g of the "
-                 "training set, beside %d train photos)", sum(map(len, kept)),
-                 sum(map(len, every)), share, own)
+                 "training set, beside %d train photos)", n_kept, n_all, share, own)
     return kept
 
 
