@@ -37,6 +37,7 @@ from .base import (
     check_int,
     upsample_layer,
 )
+from .precision import float32_depthwise
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -214,6 +215,7 @@ class EfficientNetEncoder(nn.Module):
         self._bn0 = net._bn0
         self._swish = net._swish
         self._blocks = nn.ModuleList(list(net._blocks)[: ends[-1] + 1] if ends else [])
+        float32_depthwise(self._blocks)  # bf16 training: see carvana.models.precision
         self.skip_after = ends
         self.drop_connect_rate = float(net._global_params.drop_connect_rate or 0.0)
         self.total_blocks = len(net._blocks)  # the reference scales drop-connect by this
