@@ -1,13 +1,14 @@
 """Depthwise convolutions in float32 while training under CPU bfloat16 autocast.
 
 oneDNN's bfloat16 backward of a depthwise convolution is several times slower than its
-float32 one on the CPUs measured (Intel Xeon with AMX-BF16, torch 2.13, channels_last: 386
+float32 one where measured (an Intel Xeon with AMX-BF16, torch 2.13, channels_last: 386
 against 82 ms for a 5x5 stride-2 layer of 144 channels at 163x243, batch 4), and the
-EfficientNet-Lite encoder's depthwise layers were half of a bf16 training step's time. So
+EfficientNet-Lite encoder's depthwise layers were half of a bf16 training step's time (grouped
+bf16 convolutions on the CPU are a known open torch 2.13 regression: pytorch/pytorch#183815). So
 under CPU autocast with gradients on, those layers compute in float32 and hand on their output
 in the autocast dtype, as autocast would have: the rest of the step is unchanged. Without
 gradients (validation, prediction) or off the CPU they run as before, so predictions of a
-trained model are the same bytes. ``benchmarks/crop_training.py`` measures the step.
+trained model are the same bytes. ``benchmarks/bf16_depthwise.py`` measures the step.
 """
 
 from __future__ import annotations
