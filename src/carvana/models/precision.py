@@ -3,7 +3,7 @@
 oneDNN's bfloat16 backward of a depthwise convolution is several times slower than its
 float32 one where measured (an Intel Xeon with AMX-BF16, torch 2.13, channels_last: 386
 against 82 ms for a 5x5 stride-2 layer of 144 channels at 163x243, batch 4), and the
-EfficientNet-Lite encoder's depthwise layers were half of a bf16 training step's time (grouped
+EfficientNet-Lite encoder's depthwise layers took 43 % of a bf16 training step's time (grouped
 bf16 convolutions on the CPU are a known open torch 2.13 regression: pytorch/pytorch#183815). So
 under CPU autocast with gradients on, those layers compute in float32 and hand on their output
 in the autocast dtype, as autocast would have: the rest of the step is unchanged. Without
