@@ -56,7 +56,7 @@ def test_only_depthwise_layers_switch_and_back() -> None:
     assert [is_depthwise(m) for m in net] == [True, False, False]
     assert float32_depthwise(net) == 1
     assert float32_depthwise(net) == 1  # idempotent: one class per base
-    assert type(net[0]).__mro__[2] is nn.Conv2d and type(net[1]) is nn.Conv2d
+    assert type(net[0]).plain is nn.Conv2d and type(net[1]) is nn.Conv2d
     assert float32_depthwise(net, enabled=False) == 1
     assert type(net[0]) is nn.Conv2d
 

@@ -34,11 +34,12 @@ class _Float32Training(nn.Module):
 @functools.cache
 def _float32_class(base: type[nn.Module]) -> type[nn.Module]:
     """``base`` with the float32 forward (one class per base, so swaps are idempotent)."""
-    return type(f"Float32Training{base.__name__}", (_Float32Training, base), {})
+    return type(f"Float32Training{base.__name__}", (_Float32Training, base), {"plain": base})
 
 
 def _plain_class(cls: type[Any]) -> type[Any]:
-    return cls.__mro__[2] if issubclass(cls, _Float32Training) else cls
+    """The class a switched layer had before (``cls`` itself when it was never switched)."""
+    return cls.__dict__.get("plain", cls)
 
 
 def is_depthwise(module: nn.Module) -> bool:
