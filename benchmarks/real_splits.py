@@ -129,9 +129,10 @@ def run_split(name: str, test_cars: list[str], args: argparse.Namespace) -> dict
 
 def rerun_split(name: str, args: argparse.Namespace) -> dict:
     """Split ``name`` of the finished ``--rerun-from`` folder, copied and run again with
-    ``--configfile``: its own copy of the workflow (the code it was made with) and its data,
-    so only the jobs whose parameters changed rerun (``--current-workflow``: this repository's
-    workflow files in place of the old run's). ``est_wall_s`` is what a whole run would
+    ``--configfile``: its own copy of the workflow (the code and the ``configs/`` presets it was
+    made with: an override file must set what the old preset lacked) and its data, so only the
+    jobs whose parameters changed rerun (``--current-workflow``: this repository's workflow
+    files and presets in place of the old run's). ``est_wall_s`` is what a whole run would
     take: the old wall (or the old estimate, for a rerun of a rerun) with the times of the
     stages its chain used replaced by the new chain's (the jobs run one at a time), so rerun
     with the old run's ``--cores`` on an equally loaded machine."""
