@@ -35,6 +35,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,6 +56,14 @@ VARIANTS = [
 #: (mode, inputs, side): network inputs per step and their side in pixels.
 POINTS = [("train", 2, 256), ("train", 4, 448), ("predict", 4, 256), ("predict", 8, 448)]
 QUICK_POINTS = [("train", 2, 192), ("train", 4, 256), ("predict", 2, 192), ("predict", 4, 256)]
+#: ``--map-point``: a bfloat16 training step of carvana-cpu's 640x960 map (batch 4), the
+#: largest step a preset takes, so that the bf16 line is fitted where its requests matter.
+MAP_POINT = ("train_bf16", 4, (640, 960))
+
+
+def pixels(side: int | Sequence[int]) -> int:
+    """Pixels of one input: ``side`` squared, or ``(height, width)``."""
+    return side * side if isinstance(side, int) else int(side[0]) * int(side[1])
 
 
 def rss_mb() -> float:
@@ -74,7 +83,7 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def child(arch: str, params: dict, mode: str, inputs: int, side: int,
+def child(arch: str, params: dict, mode: str, inputs: int, side: int | Sequence[int],
           bf16: bool = False) -> dict[str, float]:
     """One measurement in this (fresh) process; see the module docstring. ``bf16``: training
     steps under bfloat16 autocast (``training.cpu_bf16``)."""
@@ -92,8 +101,9 @@ def child(arch: str, params: dict, mode: str, inputs: int, side: int,
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = create_model(arch, in_channels=3, **params)
-    items = [{"id": f"x{i}", "image": torch.randint(0, 256, (3, side, side), dtype=torch.uint8),
-              "mask": (torch.rand(1, side, side) > 0.5).to(torch.uint8)} for i in range(inputs)]
+    h, w = (side, side) if isinstance(side, int) else side
+    items = [{"id": f"x{i}", "image": torch.randint(0, 256, (3, h, w), dtype=torch.uint8),
+              "mask": (torch.rand(1, h, w) > 0.5).to(torch.uint8)} for i in range(inputs)]
     base = rss_mb()
     marks: list[float] = []  # CPU time after each step or batch
     if mode == "train":
@@ -118,7 +128,7 @@ def child(arch: str, params: dict, mode: str, inputs: int, side: int,
     return {"base_mb": base, "peak_mb": peak, "seconds": seconds}
 
 
-def measure(arch: str, params: dict, mode: str, inputs: int, side: int,
+def measure(arch: str, params: dict, mode: str, inputs: int, side: int | Sequence[int],
             bf16: bool = False) -> dict[str, float]:
     """Run ``child`` in a fresh interpreter, on one thread: its CPU time is then one core's
     compute, with no spinning of idle OpenMP threads (a 2-thread job is faster)."""
@@ -136,7 +146,7 @@ def fit(rows: list[dict]) -> dict[str, float]:
     smallest intercept that puts every point on or under the line; the slowest s/wMpx."""
     out: dict[str, float] = {"base_mb": max(r["base_mb"] for r in rows)}
     for mode in sorted({r["mode"] for r in rows}):
-        pts = [(r["width"] * r["inputs"] * r["side"] ** 2 / 1e6, r["peak_mb"] - r["base_mb"])
+        pts = [(r["width"] * r["inputs"] * pixels(r["side"]) / 1e6, r["peak_mb"] - r["base_mb"])
                for r in rows if r["mode"] == mode]
         mx, my = (sum(p[i] for p in pts) / len(pts) for i in (0, 1))
         sxx = sum((x - mx) ** 2 for x, _ in pts)
@@ -153,6 +163,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer, smaller points")
     parser.add_argument("--bf16", action="store_true",
                         help="also each training point under bfloat16 autocast (train_bf16)")
+    parser.add_argument("--map-point", action="store_true",
+                        help="with --bf16: also a bf16 step of 4 inputs at 640x960")
     parser.add_argument("--only", nargs="+", default=None, metavar="ARCH",
                         help="calibrate only these architectures")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -167,18 +179,21 @@ def main() -> None:
     points = QUICK_POINTS if args.quick else POINTS
     if args.bf16:
         points = points + [("train_bf16", n, s) for mode, n, s in points if mode == "train"]
+        if args.map_point:
+            points.append(MAP_POINT)
     for label, arch, params in variants:
         width = memory_width(arch, params)
         for mode, inputs, side in points:
             m = measure(arch, params, mode.removesuffix("_bf16"), inputs, side,
                         bf16=mode.endswith("_bf16"))
-            wmpx = width * inputs * side * side / 1e6
+            wmpx = width * inputs * pixels(side) / 1e6
             rows.append({"variant": label, "arch": arch, "width": width, "mode": mode,
                          "inputs": inputs, "side": side, **m,
                          "mb_per_wmpx": (m["peak_mb"] - m["base_mb"]) / wmpx,
-                         "s_per_mpx": m["seconds"] / (inputs * side * side / 1e6)})
+                         "s_per_mpx": m["seconds"] / (inputs * pixels(side) / 1e6)})
             r = rows[-1]
-            print(f"{label:20s} {mode:10s} {inputs:2d} x {side:3d}^2  base {r['base_mb']:6.0f} MB"
+            shape = f"{side:3d}^2" if isinstance(side, int) else "x".join(map(str, side))
+            print(f"{label:20s} {mode:10s} {inputs:2d} x {shape:7s}  base {r['base_mb']:6.0f} MB"
                   f"  peak {r['peak_mb']:6.0f} MB  {r['mb_per_wmpx']:7.1f} MB/wMpx"
                   f"  {r['seconds']:6.2f} s  {r['s_per_mpx']:6.2f} s/Mpx", flush=True)
     fitted = {label: {"arch": arch, **fit([r for r in rows if r["variant"] == label])}

@@ -85,7 +85,8 @@ class ArchCost:
 #: The calibration's fits (benchmarks/results/memory_calibration.json), rounded up: the largest
 #: slope and intercept over the measured variants of each architecture (2 CPU cores, torch 2.13).
 #: bfloat16 training (``--bf16``, the EfficientNet U-Nets only, AMD EPYC with AVX512-BF16): a
-#: step keeps about half the float32 activations (Lite0 1334 against 2638 MB per width-Mpx).
+#: step keeps about half the float32 activations (Lite0 1334 against 2638 MB per width-Mpx);
+#: checked with the 640x960 map's step on an Intel Xeon (``--map-point``; docs/slurm.md).
 COSTS: dict[str, ArchCost] = {
     "unet": ArchCost(train_mb=140, infer_mb=48, train_fixed_mb=125, infer_fixed_mb=30,
                      train_s=1.9, infer_s=0.7, ref_width=8),
