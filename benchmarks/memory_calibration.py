@@ -1,11 +1,13 @@
 """Calibrate carvana.resources: peak RSS and time of a training step and a prediction batch.
 
-Run by hand:  python benchmarks/memory_calibration.py [--quick] [--bf16] [--only ARCH ...]
+Run by hand:  python benchmarks/memory_calibration.py [--quick] [--bf16 [--map-point]]
+              [--only ARCH ...]
 
 ``--bf16`` measures each training point a second time under bfloat16 autocast
 (``training.cpu_bf16``) and fits it as its own line (``train_bf16``: carvana.resources'
-``train_bf16_mb``); ``--only`` restricts the run (and the JSON it writes) to the named
-architectures.
+``train_bf16_mb``); ``--map-point`` adds a bf16 step of 4 inputs at 640x960 (carvana-cpu's
+map: about a minute more for the two EfficientNet U-Nets); ``--only`` restricts the run (and the
+JSON it writes) to the named architectures.
 
 For each architecture (unet, efficientnet_unet, tiramisu, inception_unet, with the presets'
 parameters; plus a narrower U-Net and the Lite2 encoder to check how the cost scales with
@@ -56,8 +58,8 @@ VARIANTS = [
 #: (mode, inputs, side): network inputs per step and their side in pixels.
 POINTS = [("train", 2, 256), ("train", 4, 448), ("predict", 4, 256), ("predict", 8, 448)]
 QUICK_POINTS = [("train", 2, 192), ("train", 4, 256), ("predict", 2, 192), ("predict", 4, 256)]
-#: ``--map-point``: a bfloat16 training step of carvana-cpu's 640x960 map (batch 4), the
-#: largest step a preset takes, so that the bf16 line is fitted where its requests matter.
+#: ``--map-point``: a bfloat16 training step of carvana-cpu's 640x960 map (batch 4), that
+#: preset's largest step, so that the bf16 line is fitted where its requests matter.
 MAP_POINT = ("train_bf16", 4, (640, 960))
 
 
@@ -169,6 +171,8 @@ def main() -> None:
                         help="calibrate only these architectures")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.map_point and not args.bf16:
+        parser.error("--map-point is a bf16 point: give --bf16 too")
     if args.child:
         print(json.dumps(child(*json.loads(args.child))))
         return
