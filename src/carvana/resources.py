@@ -53,16 +53,16 @@ STARTUP_S = 20.0
 IO_S_PER_MPX = 0.05
 MIN_RUNTIME = 5
 ROUND_MB = 100
-#: Caching full-size photos for a tile model: an allowance of 8 bytes a pixel of each photo
-#: beyond its items, for at most ``RETAINED_MAX_PHOTOS`` photos. First measured as heap that
-#: decoding left behind (80 photos: 2.0-2.2 GB of RSS for 0.6-0.7 GB of items); today caching
-#: adds its items alone (176 photos of 1918x1280: 1,578 MB of RSS for 1,547 MB of items), while
-#: a tile job's peak still varies by 0.5-1 GB between runs of the same data (the Lovász
-#: fine-tune 2.3-3.7 GB, the Dice model 2.3-2.8 GB, 80 photos): the allowance stays as that
-#: margin, capped at the 80 photos it was fitted on, so that a pseudo-label round's tile model
-#: (176 photos, 2.6-4.0 GB measured) does not ask for 7.6 GB.
-RETAINED_B_PER_PX = 8
-RETAINED_MAX_PHOTOS = 80
+#: Caching full-size photos for a tile model: a margin of 8 bytes a full-size pixel for each
+#: of at most ``CACHE_MARGIN_MAX_PHOTOS`` photos, beyond the cached items. It was first fitted
+#: as heap that decoding left behind (80 photos: 2.0-2.2 GB of RSS for 0.6-0.7 GB of items);
+#: caching now adds its items alone (176 photos of 1918x1280: 1,578 MB of RSS for 1,547 MB of
+#: items), while a tile job's peak still varies by up to 1.3 GB between runs of the same data
+#: (carvana-cpu, 80 photos: the Dice model 2.3-3.3 GB, its Lovász fine-tune 2.3-3.7 GB). So it
+#: stays as a margin, capped at the 80 photos it was fitted on: a pseudo-label round's tile
+#: model (112-176 photos, 2.6-4.0 GB measured) asked for 7.6 GB without the cap.
+CACHE_MARGIN_B_PER_PX = 8
+CACHE_MARGIN_MAX_PHOTOS = 80
 
 
 @dataclass(frozen=True)
@@ -283,13 +283,13 @@ def _round_mb(mb: float) -> int:
 def _cache_mb(spec: dict[str, Any], val: Batch, shape: DataShape) -> float:
     """What caching the training images costs when ``data.cache_if_small`` keeps them (all
     items fit in ``train: cache_mb``), else nothing: the items, plus (tile models) an allowance
-    for the full-size photos (``RETAINED_B_PER_PX`` of at most ``RETAINED_MAX_PHOTOS``; the
+    for the full-size photos (``CACHE_MARGIN_B_PER_PX``, ``CACHE_MARGIN_MAX_PHOTOS``; the
     low-res models' photos are decoded at a reduced scale)."""
     item = (val.channels + 1) * val.pixels * val.inputs // val.images
     if shape.n_train * item > float(spec["train"].get("cache_mb", 0)) * 2**20:
         return 0.0
-    retained = RETAINED_B_PER_PX * shape.width * shape.height if _is_tiles(spec) else 0
-    return (shape.n_train * item + min(shape.n_train, RETAINED_MAX_PHOTOS) * retained) / 2**20
+    margin = CACHE_MARGIN_B_PER_PX * shape.width * shape.height if _is_tiles(spec) else 0
+    return (shape.n_train * item + min(shape.n_train, CACHE_MARGIN_MAX_PHOTOS) * margin) / 2**20
 
 
 def _train_line(cost: ArchCost, spec: dict[str, Any]) -> tuple[float, float]:
