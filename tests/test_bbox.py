@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carvana.bbox import Box, box_from_mask, box_from_prob, cut_stats
+from carvana.bbox import MIN_PART, Box, box_from_mask, box_from_prob, car_box, cut_stats
 from carvana.io import write_prob
-from carvana.tiling import tile_geometry, tile_rows
+from carvana.tiling import band_cuts, tile_geometry, tile_rows
 
 FULL = (1918, 1280)  # (width, height)
 
@@ -46,6 +46,52 @@ def test_box_from_prob_identity_and_threshold() -> None:
     assert box_from_prob(prob, 0.6, (128, 128)) == Box(10, 20, 30, 40)  # >= threshold
     assert box_from_prob(prob, 0.8, (128, 128)) == Box(15, 16, 35, 36)
     assert box_from_prob(prob, 0.95, (128, 128)) is None
+
+
+def test_the_car_box_leaves_out_specks_far_from_the_car() -> None:
+    """The grey compact's case (its map: the car 580,000 px, floor specks 300 rows below, the
+    largest 1,855): the box is the car's, and the 960-row band is centred on it."""
+    prob = np.zeros((640, 960), np.float32)
+    prob[120:446, 200:820] = 0.9  # the car
+    prob[600:615, 320:394] = 0.8  # a speck on the floor, 0.5 % of the car
+    prob[630:633, 10:12] = 0.7
+    assert box_from_mask(prob >= 0.5) == Box(120, 633, 10, 820)  # what the box was
+    assert box_from_prob(prob, 0.5, (960, 640)) == Box(120, 446, 200, 820)
+    big, full = box_from_prob(prob, 0.5, FULL), Box(240, 892, 399, 1639)
+    assert big == full and tile_rows(big.r0, big.r1, tile_geometry(*FULL, tile=960), 16) == (86, 1046)
+
+
+def test_boxes_taller_than_the_band_are_named_in_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from carvana.bbox import boxes_from_predictions
+
+    for name, rows in (("a_01", (100, 400)), ("b_01", (20, 630))):  # 600 and 1,220 full rows
+        prob = np.zeros((64, 96), np.float32)
+        prob[rows[0] * 64 // 640:rows[1] * 64 // 640, 10:80] = 1.0
+        write_prob(tmp_path / f"{name}.png", prob)
+    with caplog.at_level("WARNING", logger="carvana.bbox"):
+        frame = boxes_from_predictions(tmp_path, ["a_01", "b_01"], tile_geometry(*FULL, tile=960),
+                                       0.5, 16)
+    assert frame["band_r1"].sub(frame["band_r0"]).eq(960).all()
+    assert "1 of 2 boxes are taller than the 960-row tile band" in caplog.text
+    assert "b_01" in caplog.text and "a_01" not in caplog.text
+
+
+def test_the_car_box_keeps_every_large_part() -> None:
+    mask = np.zeros((100, 200), bool)
+    mask[20:60, 30:120] = True  # 3,600 px
+    mask[70:80, 150:160] = True  # 100 px: 2.8 % of the largest, a wheel cut off by a gap
+    assert car_box(mask) == Box(20, 80, 30, 160)
+    assert 100 / 3600 >= MIN_PART > 60 / 3600
+    mask[70:80, 150:160] = False
+    mask[90:96, 150:160] = True  # 60 px: 1.7 %, a speck
+    assert car_box(mask) == Box(20, 60, 30, 120)
+    assert car_box(mask, min_part=0.0) == Box(20, 96, 30, 160)
+    only = np.zeros((5, 5), bool)
+    only[4, 0] = True  # one part alone is the car, however small
+    assert car_box(only) == Box(4, 5, 0, 1) and car_box(np.zeros((5, 5), bool)) is None
+    diagonal = np.eye(6, dtype=bool)  # 8-connected: one part
+    assert car_box(diagonal) == Box(0, 6, 0, 6)
 
 
 def test_box_from_prob_scales_outward() -> None:
@@ -117,6 +163,9 @@ def test_tile_rows_box_taller_than_tile() -> None:
     stats = cut_stats(mask, (a, b))
     assert stats["rows_above"] == 88 and stats["rows_below"] == 88
     assert stats["pixels_outside"] == 176 * 1700
+    assert band_cuts(50, 1250, GEOM) and not band_cuts(100, 1124, GEOM)  # 1024 rows fit
+    assert band_cuts(100, 1124, GEOM, margin=1) and not band_cuts(0, 1280, tile_geometry(
+        1918, 1280, tile=1280))
 
 
 def test_tile_rows_rejects_bad_box() -> None:

@@ -131,6 +131,8 @@ def test_known_answers_all_car_and_no_car(tmp_path: Path, caplog) -> None:
     # the tile model sees only the box's band: outside it the ensemble is half the low-res 1.0
     levels = car.probabilities(image)
     assert levels.min() == 128 and levels.max() == 255 and np.mean(levels == 255) > 0.5
+    assert any("taller than the" in r.getMessage() and "left out of the mask" in r.getMessage()
+               for r in caplog.records)  # the whole-frame box: the band cuts it, and says so
     none = Segmenter.load(make_results(tmp_path / "none", bias=-30.0))
     assert (none.mask(image) == 0).all() and none.fallbacks == 1
     assert any("finds no car" in r.getMessage() for r in caplog.records)

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from carvana.io import mask_path, read_mask, read_prob
-from carvana.tiling import TileGeometry, tile_rows
+from carvana.tiling import TileGeometry, band_cuts, tile_rows
+
+log = logging.getLogger(__name__)
+
+# Parts of a predicted mask smaller than this share of its largest part are specks, not car:
+# on an unseen grey compact the 640x960 map marked floor specks 300 rows below the car (each
+# under 0.5 % of the car's area); the box reached them, and the 960-row band cut the roof.
+MIN_PART = 0.02
 
 
 @dataclass(frozen=True)
@@ -55,8 +64,24 @@ def box_from_mask(mask: np.ndarray) -> Box | None:
     return Box(int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
 
 
+def car_box(mask: np.ndarray, min_part: float = MIN_PART) -> Box | None:
+    """Box of the car in a 2-D mask: its largest 8-connected part, with every other part of at
+    least ``min_part`` of that one's area (a wheel or mirror cut off by a thin gap); smaller
+    specks (a mark on the floor far below the car) are left out. None if the mask is empty."""
+    _check_2d(mask, "mask")
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count < 2:
+        return None
+    parts = stats[1:]
+    kept = parts[parts[:, cv2.CC_STAT_AREA] >= min_part * parts[:, cv2.CC_STAT_AREA].max()]
+    left, top = kept[:, cv2.CC_STAT_LEFT], kept[:, cv2.CC_STAT_TOP]
+    return Box(int(top.min()), int((top + kept[:, cv2.CC_STAT_HEIGHT]).max()),
+               int(left.min()), int((left + kept[:, cv2.CC_STAT_WIDTH]).max()))
+
+
 def box_from_prob(prob: np.ndarray, threshold: float, full_size: tuple[int, int]) -> Box | None:
-    """Box of ``prob >= threshold`` on a low-res (h, w) map, scaled to ``full_size`` (width, height).
+    """Box of the car (:func:`car_box`) in ``prob >= threshold`` on a low-res (h, w) map, scaled
+    to ``full_size`` (width, height).
 
     The map covers the whole image (squashed; the aspect need not match). Low-res pixel ``i``
     spans full rows ``[i * H / h, (i + 1) * H / h)``; starts are floored and ends ceiled (exact
@@ -64,7 +89,7 @@ def box_from_prob(prob: np.ndarray, threshold: float, full_size: tuple[int, int]
     """
     _check_2d(prob, "probability map")
     width, height = full_size
-    low = box_from_mask(prob >= threshold)
+    low = car_box(prob >= threshold)
     if low is None:
         return None
     h, w = prob.shape
@@ -114,7 +139,21 @@ def boxes_from_predictions(pred_dir: str | Path, ids: list[str], geom: TileGeome
         r0, r1, c0, c1 = (box.r0, box.r1, box.c0, box.c1) if box else (0, geom.height, 0, geom.width)
         band = tile_rows(r0, r1, geom, margin)
         rows.append((image_id, r0, r1, c0, c1, band[0], band[1], box is None))
-    return pd.DataFrame(rows, columns=BOX_COLUMNS)
+    frame = pd.DataFrame(rows, columns=BOX_COLUMNS)
+    _warn_cut(frame, geom, margin)
+    return frame
+
+
+def _warn_cut(frame: pd.DataFrame, geom: TileGeometry, margin: int) -> None:
+    """A warning naming the boxes that the tile band cannot hold: rows outside it are lost."""
+    cut = [i for i, r0, r1, empty in zip(frame["id"], frame["r0"], frame["r1"], frame["empty"],
+                                         strict=True)
+           if not empty and band_cuts(int(r0), int(r1), geom, margin)]
+    if cut:
+        log.warning("%d of %d boxes are taller than the %d-row tile band with their %d-px "
+                    "margin, so the band cuts them (e.g. %s); if the cars are really that tall, "
+                    "use larger tiles (`tiles: size`)", len(cut), len(frame), geom.tile,
+                    margin, ", ".join(cut[:3]))
 
 
 def read_bands(csvs: list[str | Path]) -> dict[str, tuple[int, int]]:

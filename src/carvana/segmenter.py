@@ -34,7 +34,7 @@ from carvana.bbox import box_from_prob
 from carvana.bundle import MANIFEST, read_bundle
 from carvana.chain import Chain
 from carvana.io import DataError, prob_levels, read_json, resize_prob
-from carvana.tiling import TileGeometry, cut_tiles, stitch, tile_rows
+from carvana.tiling import TileGeometry, band_cuts, cut_tiles, stitch, tile_rows
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +194,9 @@ class Segmenter:
                         bbox["model"])
             self.fallbacks += 1
             return tile_rows(0, geom.height, geom, int(bbox["margin"]))
+        if band_cuts(box.r0, box.r1, geom, int(bbox["margin"])):
+            log.warning("the car's box (rows %d-%d) is taller than the %d-row tile band: rows "
+                        "outside the band are left out of the mask", box.r0, box.r1, geom.tile)
         return tile_rows(box.r0, box.r1, geom, int(bbox["margin"]))
 
     def _full(self, name: str, image: np.ndarray, cache: dict[str, np.ndarray]) -> np.ndarray:

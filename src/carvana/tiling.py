@@ -109,6 +109,12 @@ def tile_rows(r0: int, r1: int, geom: TileGeometry, margin: int = 0) -> tuple[in
     return a, a + geom.tile
 
 
+def band_cuts(r0: int, r1: int, geom: TileGeometry, margin: int = 0) -> bool:
+    """True when the box rows ``[r0, r1)`` grown by ``margin`` are taller than the tile, so
+    that :func:`tile_rows`' band cuts them."""
+    return min(r1 + margin, geom.height) - max(r0 - margin, 0) > geom.tile
+
+
 def _check_rows(rows: tuple[int, int], geom: TileGeometry) -> tuple[int, int]:
     a, b = (int(r) for r in rows)
     if b - a != geom.tile or a < 0 or b > geom.height:
