@@ -34,7 +34,7 @@ from carvana.io import full_size_prob
 from carvana.metrics import dice
 
 
-def _truth(folder: Path) -> dict[str, np.ndarray]:
+def unseen_truths(folder: Path) -> dict[str, np.ndarray]:
     """The test cars' own photos' true masks, by photo id."""
     cars = json.loads((folder / "test_cars.json").read_text())
     truth = pd.read_csv(folder / "data" / "truth" / "test_masks.csv")
@@ -52,7 +52,7 @@ def stored_scores(runs: list[Path], *, map_name: str, chain_name: str,
     """One row per test photo: each run's map and chain Dice (``map0``, ``chain0``, ...), the
     per-photo better of the two (``oracle0``, ...) and, with several runs, the Dice of their
     chains' mean (``seeds``)."""
-    truth = _truth(runs[0])
+    truth = unseen_truths(runs[0])
     predict = [run / "run" / "results" / "predict" for run in runs]
     chains = [stored_maps(p / chain_name / "test") for p in predict]
     maps = [stored_maps(p / map_name / "test") for p in predict]
@@ -102,7 +102,7 @@ def shifted_scores(run: Path, shifts: list[tuple[int, int]]) -> pd.DataFrame:
     from carvana.photos import read_photo
     from carvana.segmenter import Segmenter
 
-    truth = _truth(run)
+    truth = unseen_truths(run)
     seg = Segmenter.from_results(run / "run" / "results")
     plain = dict(seg.runners)
     box = str(seg.chain.bbox["model"]) if seg.chain.bbox else None

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from carvana.bbox import boxes_from_predictions, read_bands
+from carvana.bbox import boxes_from_predictions, read_bands, read_box_rows
 from carvana.ensemble import ensemble_to_dir
-from carvana.fullres import TileDataset, collate_tiles, stitch_writer
+from carvana.fullres import TileDataset, collate_tiles, depth_fill, stitch_writer
 from carvana.io import read_image, read_prob, write_prob
 from carvana.predict import predict_to_dir
 from carvana.stages import thresholds_stage
@@ -84,6 +84,32 @@ def test_predict_tiles_stitches_back_to_full_size(tiny_data, tmp_path: Path) -> 
         assert out.shape == (64, 96)
         assert np.abs(out[10:58] - red[10:58]).max() <= 1.5 / 255
         assert not out[:10].any() and not out[58:].any()
+
+
+def test_a_depth_models_cut_rows_take_its_low_res_map(tmp_path: Path) -> None:
+    """A box of rows 2-62 is taller than the 48-row band 8-56: the stitched map's rows 2-8 and
+    56-62 take the depth folder's map (0.7), rows outside the box stay 0; a box inside the
+    band leaves the map as stitched. The box rows come from the boxes CSV."""
+    geom = tile_geometry(96, 64, multiple=16)
+    depth = tmp_path / "depth"
+    depth.mkdir()
+    for name in ("0123456789ab_01", "0123456789ab_02"):
+        write_prob(depth / f"{name}.png", np.full((32, 48), 0.7, np.float32))
+    pd.DataFrame({"id": ["0123456789ab_01", "0123456789ab_02"], "r0": [2, 20], "r1": [62, 40],
+                  "c0": [0, 0], "c1": [96, 96], "band_r0": [8, 8], "band_r1": [56, 56],
+                  "empty": [False, False]}).to_csv(tmp_path / "boxes.csv", index=False)
+    bands, boxes = read_bands([tmp_path / "boxes.csv"]), read_box_rows([tmp_path / "boxes.csv"])
+    assert boxes == {"0123456789ab_01": (2, 62), "0123456789ab_02": (20, 40)}
+    write = stitch_writer(bands, geom, depth_fill(depth, bands, boxes, geom))
+    probs = np.full((2, 48, 48), 0.25, np.float32)
+    for name in bands:
+        assert write(tmp_path, [name] * 2, probs) == 1
+    cut = read_prob(tmp_path / "0123456789ab_01.png")
+    assert np.allclose(cut[2:8], 0.7, atol=1 / 255) and np.allclose(cut[56:62], 0.7, atol=1 / 255)
+    assert np.allclose(cut[8:56], 0.25, atol=1 / 255)
+    assert not cut[:2].any() and not cut[62:].any()
+    held = read_prob(tmp_path / "0123456789ab_02.png")
+    assert not held[:8].any() and not held[56:].any() and np.allclose(held[8:56], 0.25, atol=1 / 255)
 
 
 def test_stitch_writer_refuses_unpaired_tiles(tmp_path: Path) -> None:

@@ -110,3 +110,25 @@ def test_the_chosen_default_is_deterministic(real_run: Path, bundle: Path) -> No
     first = Segmenter.load(bundle).probabilities(image)
     again = Segmenter.load(bundle).probabilities(image)
     assert np.array_equal(first, again)
+
+
+def test_a_close_up_keeps_the_rows_the_tile_band_cannot_hold(
+        real_run: Path, bundle: Path, sample_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A photo cropped to the car's rows (a close-up, as a person's photo may be) is squashed
+    to the data geometry, where the car is taller than the tile band: the rows outside the band
+    come from the low-res map, so the roof and the wheels are in the mask (they were 0)."""
+    seg = Segmenter.load(bundle, backend="torch", precision="fp32")
+    for path in sorted((real_run.parent / "data/kaggle/test").glob("*.jpg"))[::8]:
+        image = np.asarray(Image.open(path).convert("RGB"))
+        truth = read_mask(sample_dir / "train_masks" / f"{path.stem}_mask.gif")
+        truth = np.asarray(Image.fromarray(truth).resize(image.shape[1::-1], Image.NEAREST)) > 0
+        rows = np.flatnonzero(truth.any(axis=1))
+        a, b = rows[0], rows[-1] + 1
+        caplog.clear()
+        mask = seg.mask(np.ascontiguousarray(image[a:b])) > 0
+        assert any("taller than the" in r.getMessage() for r in caplog.records), path.name
+        edge = max((b - a) // 10, 1)  # the top and bottom tenths: roof and wheels
+        for part in (slice(0, edge), slice(-edge, None)):
+            found = np.sum(mask[part] & truth[a:b][part]) / np.sum(truth[a:b][part])
+            assert found >= 0.6, (path.name, part, found)
+        assert dice(mask, truth[a:b]) >= 0.85, path.name

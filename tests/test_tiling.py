@@ -9,7 +9,14 @@ import pytest
 
 from carvana.bbox import box_from_mask, cut_stats
 from carvana.io import read_mask
-from carvana.tiling import TileGeometry, cut_tiles, stitch, tile_geometry, tile_rows
+from carvana.tiling import (
+    TileGeometry,
+    cut_tiles,
+    fill_box_rows,
+    stitch,
+    tile_geometry,
+    tile_rows,
+)
 
 SAMPLE_MASKS = Path("/work/shared/carvana-sample/train_masks")
 
@@ -170,3 +177,18 @@ def test_real_masks_fit_the_band_and_round_trip() -> None:
         assert 0.95 * box.height <= stats["mask_rows"] <= box.height, path.name
         out = stitch(cut_tiles(mask, rows, geom), rows, geom)
         np.testing.assert_array_equal(out, mask, err_msg=path.name)
+
+
+def test_fill_box_rows_mends_only_the_boxs_rows_the_band_cut() -> None:
+    full = np.zeros((10, 4), np.float32)
+    full[3:7] = 0.5  # the band: rows 3-7
+    prior = np.full((10, 4), 0.9, np.float32)
+    out = fill_box_rows(full, prior, (3, 7), (1, 9))
+    assert out[1:3].tolist() == prior[1:3].tolist() and out[7:9].tolist() == prior[7:9].tolist()
+    assert (out[3:7] == 0.5).all() and not out[0].any() and not out[9].any()
+    assert not full[1:3].any()  # a copy: the stitched map is not changed in place
+    assert fill_box_rows(full, prior, (3, 7), (4, 6)) is full  # the band holds the box
+    below = fill_box_rows(full, prior, (3, 7), (5, 10))  # cut below only
+    assert (below[7:] == 0.9).all() and not below[:3].any()
+    with pytest.raises(ValueError, match="differ in shape"):
+        fill_box_rows(full, prior[:5], (3, 7), (1, 9))

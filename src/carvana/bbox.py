@@ -151,16 +151,26 @@ def _warn_cut(frame: pd.DataFrame, geom: TileGeometry, margin: int) -> None:
            if not empty and band_cuts(int(r0), int(r1), geom, margin)]
     if cut:
         log.warning("%d of %d boxes are taller than the %d-row tile band with their %d-px "
-                    "margin, so the band cuts them (e.g. %s); if the cars are really that tall, "
+                    "margin, so the band cuts them (e.g. %s): a depth model's map takes its "
+                    "low-res map there, any other tile model's 0; if the cars are that tall, "
                     "use larger tiles (`tiles: size`)", len(cut), len(frame), geom.tile,
                     margin, ", ".join(cut[:3]))
 
 
 def read_bands(csvs: list[str | Path]) -> dict[str, tuple[int, int]]:
     """id -> (band_r0, band_r1) from one or more box CSVs."""
+    return _read_rows(csvs, "band_r0", "band_r1")
+
+
+def read_box_rows(csvs: list[str | Path]) -> dict[str, tuple[int, int]]:
+    """id -> (r0, r1), the box's rows (the whole image for an empty map), from box CSVs."""
+    return _read_rows(csvs, "r0", "r1")
+
+
+def _read_rows(csvs: list[str | Path], start: str, end: str) -> dict[str, tuple[int, int]]:
     frame = pd.concat([pd.read_csv(c, dtype={"id": str}) for c in csvs], ignore_index=True)
     return {i: (int(a), int(b)) for i, a, b in
-            zip(frame["id"], frame["band_r0"], frame["band_r1"], strict=True)}
+            zip(frame["id"], frame[start], frame[end], strict=True)}
 
 
 def box_analysis(boxes: pd.DataFrame, data_dir: str | Path, ids: list[str]) -> pd.DataFrame:

@@ -9,6 +9,7 @@ double the disk use of the data and cost more I/O than the decode (see docs/full
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from torch.utils.data import Dataset
 from carvana.data import image_path, mask_path
 from carvana.io import full_size_prob, read_image, read_labels, read_mask, write_prob
 from carvana.predict import Writer
-from carvana.tiling import TileGeometry, cut_tiles, stitch
+from carvana.tiling import TileGeometry, cut_tiles, fill_box_rows, stitch
 
 
 class TileDataset(Dataset):
@@ -148,9 +149,11 @@ def collate_tiles(batch: list[dict[str, torch.Tensor | str]]) -> dict[str, torch
     return out
 
 
-def stitch_writer(bands: dict[str, tuple[int, int]], geom: TileGeometry) -> Writer:
+def stitch_writer(bands: dict[str, tuple[int, int]], geom: TileGeometry,
+                  fill: Callable[[str, np.ndarray], np.ndarray] | None = None) -> Writer:
     """The tile models' writer for ``predict_to_dir``: each image's two tiles (consecutive rows,
-    as ``collate_tiles`` lays them out) stitched into one full-size ``<id>.png``."""
+    as ``collate_tiles`` lays them out) stitched into one full-size ``<id>.png``; ``fill(id,
+    map)``, if given, mends the rows the band left out (:func:`depth_fill`)."""
 
     def write(out_dir: Path, ids: list[str], probs: np.ndarray) -> int:
         if len(ids) % 2 or any(ids[k] != ids[k + 1] for k in range(0, len(ids), 2)):
@@ -158,7 +161,23 @@ def stitch_writer(bands: dict[str, tuple[int, int]], geom: TileGeometry) -> Writ
                              "datasets with collate_fn=collate_tiles")
         for k in range(0, len(ids), 2):
             full = stitch(probs[k : k + 2], bands[ids[k]], geom)
-            write_prob(out_dir / f"{ids[k]}.png", full)
+            write_prob(out_dir / f"{ids[k]}.png", fill(ids[k], full) if fill else full)
         return len(ids) // 2
 
     return write
+
+
+def depth_fill(depth_dir: str | Path, bands: dict[str, tuple[int, int]],
+               boxes: dict[str, tuple[int, int]], geom: TileGeometry
+               ) -> Callable[[str, np.ndarray], np.ndarray]:
+    """A depth model's ``fill`` for :func:`stitch_writer`: rows of the car's box that the band
+    cut take the depth channel's map (the low-res model's), not 0 (``tiling.fill_box_rows``)."""
+
+    def fill(image_id: str, full: np.ndarray) -> np.ndarray:
+        rows, box = bands[image_id], boxes[image_id]
+        if box[0] >= rows[0] and box[1] <= rows[1]:
+            return full
+        prior = full_size_prob(depth_dir, image_id, (geom.width, geom.height))
+        return fill_box_rows(full, prior.astype(np.float32), rows, box)
+
+    return fill

@@ -14,14 +14,14 @@ import torch
 from torch.utils.data import ConcatDataset
 
 from carvana.backends import BackendSpec
-from carvana.bbox import read_bands
+from carvana.bbox import read_bands, read_box_rows
 from carvana.bundle import file_sha256
 from carvana.chain import lowres_hw
 from carvana.checkpoint import clear_resume, load_checkpoint, params_hash, save_checkpoint
 from carvana.cutouts import cutouts_shard
 from carvana.data import LowResDataset, cache_if_small
 from carvana.device import select_device
-from carvana.fullres import RandomCrops, TileDataset, collate_tiles, stitch_writer
+from carvana.fullres import RandomCrops, TileDataset, collate_tiles, depth_fill, stitch_writer
 from carvana.gates import check_val_dice
 from carvana.io import write_frame, write_json
 from carvana.models import count_parameters, create_model, load_compatible_state
@@ -272,8 +272,10 @@ def predict_tiles_stage(*, name: str, spec: dict[str, Any], weights: str, data_d
         name, spec, input="tiles", tile=geom.tile, in_channels=4 if depth else 3))
     chosen = select_ids(ids=ids, split=split, fold=fold)
     dataset = _tile_dataset(data_dir, folder, chosen, [boxes], geom, False, depth)
+    fill = depth_fill(depth, dataset.bands, read_box_rows([boxes]), geom) if depth else None
     stats = predict_to_dir(model, dataset, preds, dev, batch_size=batch_size, tta_hflip=tta_hflip,
-                           collate_fn=collate_tiles, write=stitch_writer(dataset.bands, geom),
+                           collate_fn=collate_tiles,
+                           write=stitch_writer(dataset.bands, geom, fill),
                            spec=BackendSpec(backend=backend, precision=precision),
                            cache_dir=_graph_cache(weights))
     write_json(timing, {"model": name, "folder": folder, **stats})

@@ -34,7 +34,14 @@ from carvana.bbox import box_from_prob
 from carvana.bundle import MANIFEST, read_bundle
 from carvana.chain import Chain
 from carvana.io import DataError, prob_levels, read_json, resize_prob
-from carvana.tiling import TileGeometry, band_cuts, cut_tiles, stitch, tile_rows
+from carvana.tiling import (
+    TileGeometry,
+    band_cuts,
+    cut_tiles,
+    fill_box_rows,
+    stitch,
+    tile_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -184,20 +191,22 @@ class Segmenter:
         return cache[name]
 
     def _band(self, image: np.ndarray, cache: dict[str, np.ndarray],
-              geom: TileGeometry) -> tuple[int, int]:
-        """The tile band from the box model's prediction (centred when it finds no car)."""
+              geom: TileGeometry) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The tile band and the box's rows from the box model's prediction (a band centred on
+        the photo and the whole photo when it finds no car), as the boxes stage makes them."""
         bbox = self.chain.bbox
         prob = self._lowres(str(bbox["model"]), image, cache)
         box = box_from_prob(prob, float(bbox["threshold"]), self.chain.size)
+        margin = int(bbox["margin"])
         if box is None:
             log.warning("the box model %s finds no car; using a band centred on the photo",
                         bbox["model"])
             self.fallbacks += 1
-            return tile_rows(0, geom.height, geom, int(bbox["margin"]))
-        if band_cuts(box.r0, box.r1, geom, int(bbox["margin"])):
-            log.warning("the car's box (rows %d-%d) is taller than the %d-row tile band: rows "
-                        "outside the band are left out of the mask", box.r0, box.r1, geom.tile)
-        return tile_rows(box.r0, box.r1, geom, int(bbox["margin"]))
+            return tile_rows(0, geom.height, geom, margin), (0, geom.height)
+        if band_cuts(box.r0, box.r1, geom, margin):
+            log.warning("the car's box (rows %d-%d) is taller than the %d-row tile band: the "
+                        "rows outside it come from the low-res map", box.r0, box.r1, geom.tile)
+        return tile_rows(box.r0, box.r1, geom, margin), box.rows
 
     def _full(self, name: str, image: np.ndarray, cache: dict[str, np.ndarray]) -> np.ndarray:
         """A model's probabilities at the data geometry."""
@@ -205,13 +214,14 @@ class Segmenter:
         if entry.input == "lowres":
             return resize_prob(self._lowres(name, image, cache), self.chain.size)
         assert self.geom is not None
-        full = image
-        if entry.depth_from:
-            depth = resize_prob(self._lowres(entry.depth_from, image, cache), self.chain.size)
-            full = np.concatenate([image, np.rint(depth * 255).astype(np.uint8)[..., None]], 2)
-        rows = self._band(image, cache, self.geom)
-        prob = self._predict(name, cut_tiles(full, rows, self.geom))
-        return quantize(stitch(prob, rows, self.geom))
+        rows, box_rows = self._band(image, cache, self.geom)
+        if not entry.depth_from:
+            return quantize(stitch(self._predict(name, cut_tiles(image, rows, self.geom)),
+                                   rows, self.geom))
+        depth = resize_prob(self._lowres(entry.depth_from, image, cache), self.chain.size)
+        full = np.concatenate([image, np.rint(depth * 255).astype(np.uint8)[..., None]], 2)
+        prob = stitch(self._predict(name, cut_tiles(full, rows, self.geom)), rows, self.geom)
+        return quantize(fill_box_rows(prob, depth.astype(np.float32), rows, box_rows))
 
 
 def _live_runners(folder: Path, chain: Chain, spec: BackendSpec, device: str

@@ -158,6 +158,22 @@ def stitch(tiles: np.ndarray, rows: tuple[int, int], geom: TileGeometry) -> np.n
     return out
 
 
+def fill_box_rows(full: np.ndarray, prior: np.ndarray, rows: tuple[int, int],
+                  box_rows: tuple[int, int]) -> np.ndarray:
+    """A stitched map whose rows of the box ``box_rows`` that the band ``rows`` left out (a box
+    taller than the tile: :func:`band_cuts`) take ``prior``'s values instead of 0. Rows
+    outside the box stay 0; a box the band holds leaves the map as it is."""
+    if full.shape != prior.shape:
+        raise ValueError(f"map {full.shape} and prior {prior.shape} differ in shape")
+    (a, b), (r0, r1) = rows, box_rows
+    if r0 >= a and r1 <= b:
+        return full
+    out = full.copy()
+    out[r0:a] = prior[r0:a]
+    out[max(b, r0):r1] = prior[max(b, r0):r1]
+    return out
+
+
 def geometry(ingest_json: str | Path, tiles: dict[str, Any]) -> TileGeometry:
     """Tile geometry for the data's image size (from ingest.json) and config `tiles:`."""
     info = read_json(ingest_json)
