@@ -204,8 +204,9 @@ class Segmenter:
             self.fallbacks += 1
             return tile_rows(0, geom.height, geom, margin), (0, geom.height)
         if band_cuts(box.r0, box.r1, geom, margin):
-            log.warning("the car's box (rows %d-%d) is taller than the %d-row tile band: the "
-                        "rows outside it come from the low-res map", box.r0, box.r1, geom.tile)
+            log.warning("the car's box (rows %d-%d) is taller than the %d-row tile band: a "
+                        "depth model takes the rows outside it from its low-res map, another "
+                        "tile model leaves them 0", box.r0, box.r1, geom.tile)
         return tile_rows(box.r0, box.r1, geom, margin), box.rows
 
     def _full(self, name: str, image: np.ndarray, cache: dict[str, np.ndarray]) -> np.ndarray:
