@@ -30,6 +30,7 @@ import pandas as pd
 from edge_errors import SHAPE, stored_maps  # this folder's: run as a script, it is on sys.path
 
 from carvana import rle
+from carvana.backends import Runner
 from carvana.io import full_size_prob
 from carvana.metrics import dice
 
@@ -82,7 +83,7 @@ class ShiftedRunner:
     pixels (edge rows repeated), each map shifted back, returned as a logit: test-time
     augmentation by translation, averaged as the flips are (probabilities, not logits)."""
 
-    def __init__(self, inner: object, shifts: list[tuple[int, int]]) -> None:
+    def __init__(self, inner: Runner, shifts: list[tuple[int, int]]) -> None:
         self.inner, self.shifts = inner, shifts
 
     def logits(self, x: np.ndarray) -> np.ndarray:
@@ -90,7 +91,7 @@ class ShiftedRunner:
         total = np.zeros((len(x), 1, h, w), np.float64)
         for dy, dx in self.shifts:
             moved = np.pad(x, ((0, 0), (0, 0), (dy, 0), (dx, 0)), mode="edge")[..., :h, :w]
-            out = self.inner.logits(np.ascontiguousarray(moved))  # type: ignore[attr-defined]
+            out = self.inner.logits(np.ascontiguousarray(moved))
             back = np.pad(out, ((0, 0), (0, 0), (0, dy), (0, dx)), mode="edge")
             total += 1.0 / (1.0 + np.exp(-back[..., dy:, dx:].astype(np.float64)))
         prob = np.clip(total / len(self.shifts), 1e-7, 1 - 1e-7)
