@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from carvana.data import image_path, mask_path
 from carvana.io import full_size_prob, read_image, read_labels, read_mask, write_prob
 from carvana.predict import Writer
-from carvana.tiling import TileGeometry, cut_tiles, fill_box_rows, stitch
+from carvana.tiling import TileGeometry, box_outside_band, cut_tiles, fill_box_rows, stitch
 
 
 class TileDataset(Dataset):
@@ -175,7 +175,7 @@ def depth_fill(depth_dir: str | Path, bands: dict[str, tuple[int, int]],
 
     def fill(image_id: str, full: np.ndarray) -> np.ndarray:
         rows, box = bands[image_id], boxes[image_id]
-        if box[0] >= rows[0] and box[1] <= rows[1]:
+        if not box_outside_band(rows, box):  # no depth map read for a box the band holds
             return full
         prior = full_size_prob(depth_dir, image_id, (geom.width, geom.height))
         return fill_box_rows(full, prior.astype(np.float32), rows, box)

@@ -216,13 +216,14 @@ class Segmenter:
             return resize_prob(self._lowres(name, image, cache), self.chain.size)
         assert self.geom is not None
         rows, box_rows = self._band(image, cache, self.geom)
-        if not entry.depth_from:
-            return quantize(stitch(self._predict(name, cut_tiles(image, rows, self.geom)),
-                                   rows, self.geom))
-        depth = resize_prob(self._lowres(entry.depth_from, image, cache), self.chain.size)
-        full = np.concatenate([image, np.rint(depth * 255).astype(np.uint8)[..., None]], 2)
+        full, depth = image, None
+        if entry.depth_from:
+            depth = resize_prob(self._lowres(entry.depth_from, image, cache), self.chain.size)
+            full = np.concatenate([image, np.rint(depth * 255).astype(np.uint8)[..., None]], 2)
         prob = stitch(self._predict(name, cut_tiles(full, rows, self.geom)), rows, self.geom)
-        return quantize(fill_box_rows(prob, depth.astype(np.float32), rows, box_rows))
+        if depth is not None:  # the box's rows the band cut take the depth channel's map
+            prob = fill_box_rows(prob, depth.astype(np.float32), rows, box_rows)
+        return quantize(prob)
 
 
 def _live_runners(folder: Path, chain: Chain, spec: BackendSpec, device: str

@@ -158,6 +158,11 @@ def stitch(tiles: np.ndarray, rows: tuple[int, int], geom: TileGeometry) -> np.n
     return out
 
 
+def box_outside_band(rows: tuple[int, int], box_rows: tuple[int, int]) -> bool:
+    """True when some of the box's rows ``box_rows`` lie outside the band ``rows``."""
+    return box_rows[0] < rows[0] or box_rows[1] > rows[1]
+
+
 def fill_box_rows(full: np.ndarray, prior: np.ndarray, rows: tuple[int, int],
                   box_rows: tuple[int, int]) -> np.ndarray:
     """A stitched map whose rows of the box ``box_rows`` that the band ``rows`` left out (a box
@@ -166,7 +171,7 @@ def fill_box_rows(full: np.ndarray, prior: np.ndarray, rows: tuple[int, int],
     if full.shape != prior.shape:
         raise ValueError(f"map {full.shape} and prior {prior.shape} differ in shape")
     (a, b), (r0, r1) = rows, box_rows
-    if r0 >= a and r1 <= b:
+    if not box_outside_band(rows, box_rows):
         return full
     out = full.copy()
     out[r0:a] = prior[r0:a]
