@@ -208,8 +208,8 @@ def chain_seconds(stages: dict[str, float], work: Path) -> float:
                in models)
 
 
-def score(submission: Path, truth_csv: Path, keep: set[str]) -> dict:
-    """Dice of each kept photo of the submission against the truth: per car and overall."""
+def photo_dice(submission: Path, truth_csv: Path, keep: set[str]) -> pd.Series:
+    """Dice of each kept photo of the submission against the truth, by photo name."""
     sub = pd.read_csv(submission).set_index("img")["rle_mask"]
     per = {}
     with open(truth_csv) as f:
@@ -217,7 +217,12 @@ def score(submission: Path, truth_csv: Path, keep: set[str]) -> dict:
             if row["img"] in keep:
                 per[row["img"]] = dice(rle.decode(sub[row["img"]], SHAPE),
                                        rle.decode(row["rle_mask"], SHAPE))
-    table = pd.Series(per)
+    return pd.Series(per, dtype=float)
+
+
+def score(submission: Path, truth_csv: Path, keep: set[str]) -> dict:
+    """Dice of each kept photo of the submission against the truth: per car and overall."""
+    table = photo_dice(submission, truth_csv, keep)
     cars = table.groupby([car_of(i.removesuffix(".jpg")) for i in table.index])
     return {"mean": round(float(table.mean()), 6), "min_photo": round(float(table.min()), 6),
             "per_car": {c: round(float(v), 6) for c, v in cars.mean().items()},
