@@ -4,7 +4,9 @@ each stage's time (issue 15.5: one 2-car split moves by about ±0.0005 between s
 decisions are taken on more than one).
 
 Run by hand, one split after the other, on an otherwise idle machine (the load average at
-the start and end of each run is reported):
+the start and end of each run is reported, and the share of the machine's CPU time other
+processes used during it, ``others_cpu_share``: a warning above 5 %, as the times are then
+not an idle machine's):
 
     python benchmarks/real_splits.py --out /tmp/splits \\
         --split A=0795e132d090,0ce66b539f52 --split B=03a857ce842d,04bd942b463b
@@ -39,6 +41,7 @@ import itertools
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -63,6 +66,7 @@ SAMPLE = REPO.parent / "shared" / "carvana-sample"
 PARTS = ["Snakefile", "config.yaml", "rules", "scripts", "schemas", "configs", "envs",
          "profiles", "report"]
 SHAPE = (1280, 1918)
+BUSY = 0.05  # others' share of the CPU time above which a run's times are not an idle machine's
 
 
 def copy_test(kaggle: Path, truth_csv: Path, copies: int) -> None:
@@ -173,21 +177,53 @@ def measure(work: Path, data: Path, originals: set[str], args: argparse.Namespac
     cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "snakemake", "--cores",
            str(args.cores), "submission", "--configfile", *configs, "--config",
            f"data_dir={data / 'kaggle'}", f"truth={truth_csv}"]
-    load0, start = os.getloadavg()[0], time.monotonic()
+    load0, cpu0, start = os.getloadavg()[0], cpu_seconds(), time.monotonic()
     proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
     wall, load1 = time.monotonic() - start, os.getloadavg()[0]
+    others = others_share(cpu0, cpu_seconds(), wall)
     (work.parent / "snakemake.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise SystemExit(f"{work}: snakemake failed, see {work.parent / 'snakemake.log'}")
+    if others is not None and others > BUSY:
+        print(f"warning: {work}: other processes used {others:.0%} of the machine's CPU time "
+              "during this run: its times are not an idle machine's", file=sys.stderr)
     peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
     return {"test_photos": len(pd.read_csv(truth_csv)), "wall_s": round(wall, 1),
             "peak_gb": round(int(peak.group(1)) / 2**20, 2) if peak else None,
             "load_start": round(load0, 2), "load_end": round(load1, 2),
+            "others_cpu_share": None if others is None else round(others, 3),
             "cpu": cpu_model(), "native_bf16": native_cpu_bf16(), "amx": cpu_has_amx(),
             "scores": score(work / "results" / "submission.csv.gz", truth_csv, originals),
             "stages": stage_times(work / "results" / "benchmarks"),
             "ensemble_weights": _json(work / "results" / "metrics" / "ensemble_weights.json"),
             "subsets": member_subsets(work, truth_csv, originals)}
+
+
+def cpu_seconds() -> tuple[float | None, float]:
+    """The machine's busy CPU seconds since boot, every CPU (``/proc/stat``: idle, iowait and
+    a hypervisor's steal left out; None without it), and this process's with its finished
+    children's (``getrusage``)."""
+    stat = Path("/proc/stat")
+    busy = None
+    if stat.exists():
+        fields = [int(v) for v in stat.read_text().split("\n", 1)[0].split()[1:8]]
+        user, nice, system, _idle, _iowait, irq, softirq = fields
+        busy = (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+    ours = sum(getattr(resource.getrusage(who), field)
+               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for field in ("ru_utime", "ru_stime"))
+    return busy, ours
+
+
+def others_share(before: tuple[float | None, float], after: tuple[float | None, float],
+                 wall_s: float) -> float | None:
+    """The share of the machine's CPU time over ``wall_s`` that processes other than this one
+    and its children used, from two ``cpu_seconds``: about 0 on an idle machine, 0.5 when a
+    job as large as the run's shared it throughout (None without ``/proc/stat``)."""
+    if before[0] is None or after[0] is None or wall_s <= 0:
+        return None
+    others = (after[0] - before[0]) - (after[1] - before[1])
+    return min(1.0, max(0.0, others / (wall_s * (os.cpu_count() or 1))))
 
 
 def kept_photos(split: Path) -> set[str]:
@@ -302,6 +338,8 @@ def table(runs: list[dict]) -> str:
         cars = " / ".join(f"{c}: {d:.4f}" for c, d in s["per_car"].items())
         wall = (f"{r['est_wall_s'] / 60:.1f} min (est.; rerun {r['wall_s'] / 60:.1f})"
                 if "est_wall_s" in r else f"{r['wall_s'] / 60:.1f} min")
+        if (r.get("others_cpu_share") or 0) > BUSY:
+            wall += f", busy: others {r['others_cpu_share']:.0%}"  # not an idle machine's
         lines.append(f"| {r['split']} | {r['test_photos']} photos | {s['mean']:.4f} | {cars} | "
                      f"{s['min_photo']:.4f} | {wall} | {r['peak_gb']} GB |")
     means = [r["scores"]["mean"] for r in runs]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,54 @@ def test_a_train_car_count_the_run_cannot_use_is_refused(extra: list[str], messa
     with pytest.raises(SystemExit) as exit_:
         real_splits.main()
     assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+BURN = "import time\nt = time.process_time()\nwhile time.process_time() - t < {s}: pass"
+
+
+def test_a_job_beside_the_run_counts_as_others_and_the_runs_own_children_do_not() -> None:
+    """others_cpu_share tells a timed run from one that shared the CPU: a finished child's
+    CPU time is the run's own; a process still running beside it is another's."""
+    if real_splits.cpu_seconds()[0] is None:
+        pytest.skip("no /proc/stat on this system: others_cpu_share is not measured")
+    ncpu = os.cpu_count() or 1
+    idle = share_over(lambda: time.sleep(0.5))
+    if idle > 0.25:  # what the test would measure is the machine's other work
+        pytest.skip(f"the machine is busy (others used {idle:.0%} of its CPU time)")
+    before, start = real_splits.cpu_seconds(), time.monotonic()
+    subprocess.run([sys.executable, "-c", BURN.format(s=0.6)], check=True)
+    after, wall = real_splits.cpu_seconds(), time.monotonic() - start
+    assert after[1] - before[1] >= 0.6
+    own = real_splits.others_share(before, after, wall)
+    beside = subprocess.Popen([sys.executable, "-c", BURN.format(s=30)])
+    try:
+        time.sleep(0.3)  # the interpreter's start
+        before, start = real_splits.cpu_seconds(), time.monotonic()
+        time.sleep(1.0)
+        after, wall = real_splits.cpu_seconds(), time.monotonic() - start
+    finally:
+        beside.kill()
+        beside.wait()
+    other = real_splits.others_share(before, after, wall)
+    assert own is not None and own < idle + 0.4 / ncpu
+    assert other is not None and other > idle + 0.6 / ncpu
+
+
+def share_over(action) -> float:
+    """others_cpu_share over the time ``action`` takes."""
+    before, start = real_splits.cpu_seconds(), time.monotonic()
+    action()
+    return real_splits.others_share(before, real_splits.cpu_seconds(),
+                                    time.monotonic() - start) or 0.0
+
+
+def test_others_share_is_a_share_of_every_cpu_and_marks_the_table(monkeypatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert real_splits.others_share((100.0, 10.0), (103.0, 11.0), 2.0) == 0.5
+    assert real_splits.others_share((100.0, 10.0), (101.0, 11.0), 2.0) == 0.0
+    assert real_splits.others_share((None, 10.0), (None, 11.0), 2.0) is None
+    run = {"split": "C", "test_photos": 96, "wall_s": 2400.0, "peak_gb": 4.7,
+           "scores": {"mean": 0.995, "min_photo": 0.99, "per_car": {"a": 0.995}}}
+    assert "busy" not in real_splits.table([{**run, "others_cpu_share": 0.01}])
+    assert "busy: others 40%" in real_splits.table([{**run, "others_cpu_share": 0.4}])
+    assert "busy" not in real_splits.table([run])  # runs from before the measure
