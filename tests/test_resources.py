@@ -101,7 +101,7 @@ def test_weights_count_in_the_memory_request() -> None:
     assert rs.train_mem_mb(full, spec, rs.DataShape(1918, 1280, 1)) >= 1249 * 2**20 / 1e6
 
 
-def test_bf16_training_declares_its_own_measured_line() -> None:
+def test_bf16_training_declares_its_own_measured_line(monkeypatch: pytest.MonkeyPatch) -> None:
     """configs/carvana-cpu.yaml trains under bfloat16 autocast, which keeps about half the
     activations: its 640x960 map's training peaked at 3991 MB (AMD EPYC, 80 real photos) and
     was declared 8.9 GB on the float32 line: a SLURM job asked a node for that, and a run
@@ -109,6 +109,7 @@ def test_bf16_training_declares_its_own_measured_line() -> None:
     pseudo-label round's too (on 96 test photos), now asks for at most 6 GB and none for less
     than its largest measured peak (max_rss over the nineteenth to twenty-second passes' runs,
     Intel Xeon, 80 train photos); the same model in float32 still declares the float32 line."""
+    monkeypatch.setattr(rs, "host_native_bf16", lambda: True)  # the Xeon's (AMX) requests
     measured = {"effl0_320": 1702, "effl0_640": 4505, "effl0_depth": 3267,
                 "effl0_depth_lv": 3682, "effl0_640_pl1": 4678, "effl0_depth_lv_pl1": 3956}
     rounds = {**CPU, **wf.with_pseudo_rounds(CPU)}
@@ -126,6 +127,48 @@ def test_bf16_training_declares_its_own_measured_line() -> None:
     bf16 = copy.deepcopy(tiramisu)
     bf16["train"]["cpu_bf16"] = True
     assert rs.train_mem_mb(default, bf16, REAL) == rs.train_mem_mb(default, tiramisu, REAL)
+
+
+def test_a_host_without_native_bf16_declares_float32s_line(monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """There ``cpu_bf16`` trains in float32 (carvana.training), so the job asks for float32's
+    memory: the 640x960 map's request 3 GB larger than on a host with native bfloat16."""
+    spec = wf.model_spec(CPU, "effl0_640")
+    monkeypatch.setattr(rs, "host_native_bf16", lambda: True)
+    native = rs.train_mem_mb(CPU, spec, REAL)
+    monkeypatch.setattr(rs, "host_native_bf16", lambda: False)
+    fp32 = copy.deepcopy(spec)
+    fp32["train"]["cpu_bf16"] = False
+    assert rs.train_mem_mb(CPU, spec, REAL) == rs.train_mem_mb(CPU, fp32, REAL) >= native + 3000
+
+
+XEON = ("fpu sse2 avx avx2 fma avx512f avx512dq avx512bw avx512vl avx512_bf16 amx_bf16 "
+        "amx_tile")
+ZEN3 = "fpu sse2 avx avx2 fma bmi2 vaes vpclmulqdq"
+
+
+@pytest.mark.parametrize(("text", "native"), [
+    (f"processor\t: 0\nflags\t\t: {XEON}\n", True),
+    (f"processor\t: 0\nflags\t\t: {ZEN3}\n", False),
+    (f"flags\t\t: {ZEN3} avx_ne_convert avx_vnni\n", True),  # AVX2 with AVX-NE-CONVERT
+    ("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n", True),  # Arm with BF16
+    ("processor\t: 0\nFeatures\t: fp asimd evtstrm crc32\n", False),
+    ("", False),
+])
+def test_host_native_bf16_reads_the_cpu_flags(tmp_path: Path, text: str, native: bool) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(text)
+    assert rs.host_native_bf16(cpuinfo) is native
+    assert rs.host_native_bf16(tmp_path / "missing") is False  # cannot tell: float32's line
+
+
+def test_host_native_bf16_agrees_with_torch_here() -> None:
+    """The DAG's torch-free reading and the job's (torch's oneDNN check) on this machine."""
+    from carvana.device import native_cpu_bf16
+
+    if not Path("/proc/cpuinfo").is_file():
+        pytest.skip("no /proc/cpuinfo on this host: the DAG declares float32's line")
+    assert rs.host_native_bf16() is native_cpu_bf16()
 
 
 def test_tiramisu_memory_width_counts_its_dense_blocks() -> None:

@@ -27,6 +27,7 @@ Nothing here imports torch: the Snakefile calls it while it builds the DAG.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -292,10 +293,36 @@ def _cache_mb(spec: dict[str, Any], val: Batch, shape: DataShape) -> float:
     return (shape.n_train * item + min(shape.n_train, CACHE_MARGIN_MAX_PHOTOS) * margin) / 2**20
 
 
+#: CPU flags with which oneDNN runs bfloat16 natively, any one set suffices (what torch's
+#: ``mkldnn._is_mkldnn_bf16_supported`` asks: AVX-512 core or AVX-NE-CONVERT on x86, BF16 on
+#: Arm). Without them ``cpu_bf16`` training runs in float32 (carvana.training).
+BF16_FLAG_SETS = ({"avx512f", "avx512bw", "avx512vl", "avx512dq"}, {"avx_ne_convert"},
+                  {"bf16"})
+
+
+@functools.cache
+def host_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this host trains in bfloat16 natively, from ``cpuinfo``'s first flags line
+    (torch-free, for the DAG; ``carvana.device.native_cpu_bf16`` asks torch in the job).
+    False where it cannot tell: float32's line, the larger request, is the safe one."""
+    try:
+        lines = cpuinfo.read_text(errors="replace").splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags = set(value.split())
+            return any(needed <= flags for needed in BF16_FLAG_SETS)
+    return False
+
+
 def _train_line(cost: ArchCost, spec: dict[str, Any]) -> tuple[float, float]:
     """(MB per width-megapixel, fixed MB) of a training step: the bfloat16 line when the model
-    trains under ``cpu_bf16`` and its architecture was calibrated so, else float32's."""
-    if spec["train"].get("cpu_bf16") and cost.train_bf16_mb is not None:
+    trains under ``cpu_bf16`` on a host with native bfloat16 and its architecture was
+    calibrated so, else float32's."""
+    if (spec["train"].get("cpu_bf16") and cost.train_bf16_mb is not None
+            and host_native_bf16()):
         return cost.train_bf16_mb, float(cost.train_bf16_fixed_mb or cost.train_fixed_mb)
     return cost.train_mb, cost.train_fixed_mb
 

@@ -227,10 +227,13 @@ class _Trainer:
         self.phases = plan_phases(cfg, self.steps_per_epoch)
         self.augment = Augmenter(cfg.augment).to(device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and self.cuda)
-        if cfg.cpu_bf16 and device.type == "cpu" and not native_cpu_bf16():
+        self.cpu_bf16 = cfg.cpu_bf16 and device.type == "cpu"
+        if self.cpu_bf16 and not native_cpu_bf16():
             log.warning("training.cpu_bf16 is set but this CPU has no native bfloat16 "
-                        "(AVX512-BF16/AMX): the steps will be emulated and slower; set "
-                        "`training: cpu_bf16: false` here")
+                        "(AVX-512 or AMX): emulated, a step takes about 10x float32's; "
+                        "training in float32 instead (its results and memory are float32's). "
+                        "Set `training: cpu_bf16: false` here to silence this")
+            self.cpu_bf16 = False
         self.initial_state = copy.deepcopy(model.state_dict())
         self.ema = ExponentialAverage(model.state_dict(), cfg.ema) if cfg.ema else None
         self.best_state = self.initial_state
@@ -337,10 +340,11 @@ class _Trainer:
 
     def autocast(self) -> torch.autocast:
         """The training step's mixed precision: float16 on CUDA with ``amp``, bfloat16 on the
-        CPU with ``cpu_bf16``. Validation stays in float32 (its Dice is what the gate judges)."""
+        CPU with ``cpu_bf16`` where it is native (float32 where emulated). Validation stays in
+        float32 (its Dice is what the gate judges)."""
         if self.cuda:
             return torch.autocast("cuda", enabled=self.cfg.amp)
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.cpu_bf16)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cpu_bf16)
 
     def validate(self, phase: Phase) -> None:
         """Validate; a history row, best weights, plateau cut and early stop (after min_steps)."""
