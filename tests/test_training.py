@@ -312,7 +312,7 @@ def test_cpu_bf16_autocasts_training_steps_only(monkeypatch: pytest.MonkeyPatch,
     """``cpu_bf16`` runs the training steps' forward in bfloat16 on a CPU with native bfloat16
     (here asserted so, so that the path runs on any host); validation (whose Dice the quality
     gate judges) stays float32, as does everything without the flag."""
-    monkeypatch.setattr("carvana.training.native_cpu_bf16", lambda: True)
+    monkeypatch.setattr("carvana.device.native_cpu_bf16", lambda: True)
     dtypes: list[torch.dtype] = []
 
     def on_step(step: int, model: torch.nn.Module) -> None:
@@ -331,14 +331,14 @@ def test_cpu_bf16_without_native_support_trains_float32(monkeypatch: pytest.Monk
     """Where bfloat16 would be emulated (an AVX2-only AMD EPYC: the carvana-cpu preset's
     320x480 job took 30 s a step so, 4.5 s in float32), ``cpu_bf16`` trains in float32 and
     says so."""
-    monkeypatch.setattr("carvana.training.native_cpu_bf16", lambda: False)
+    monkeypatch.setattr("carvana.device.native_cpu_bf16", lambda: False)
     dtypes: list[torch.dtype] = []
 
     def on_step(step: int, model: torch.nn.Module) -> None:
         if step == 1:
             model.register_forward_hook(lambda m, args, out: dtypes.append(out.dtype))
 
-    with caplog.at_level("WARNING", logger="carvana.training"):
+    with caplog.at_level("WARNING", logger="carvana.device"):
         _fit({"steps": 2, "cpu_bf16": True}, on_step=on_step)
     assert dtypes == [torch.float32, torch.float32]  # step 2, then validation
     assert "emulated" in caplog.text and "training in float32" in caplog.text

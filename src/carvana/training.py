@@ -43,7 +43,7 @@ from carvana.checkpoint import (  # noqa: F401
     save_resume,
     set_rng_state,
 )
-from carvana.device import native_cpu_bf16
+from carvana.device import cpu_bf16_training
 from carvana.losses import LOSSES, bce_dice_loss, segmentation_loss, split_labels
 from carvana.schedule import (
     SCHEDULES,
@@ -227,13 +227,7 @@ class _Trainer:
         self.phases = plan_phases(cfg, self.steps_per_epoch)
         self.augment = Augmenter(cfg.augment).to(device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and self.cuda)
-        self.cpu_bf16 = cfg.cpu_bf16 and device.type == "cpu"
-        if self.cpu_bf16 and not native_cpu_bf16():
-            log.warning("training.cpu_bf16 is set but this CPU has no native bfloat16 "
-                        "(AVX-512 or AMX): emulated, a step takes about 10x float32's; "
-                        "training in float32 instead (its results and memory are float32's). "
-                        "Set `training: cpu_bf16: false` here to silence this")
-            self.cpu_bf16 = False
+        self.cpu_bf16 = device.type == "cpu" and cpu_bf16_training(cfg.cpu_bf16)
         self.initial_state = copy.deepcopy(model.state_dict())
         self.ema = ExponentialAverage(model.state_dict(), cfg.ema) if cfg.ema else None
         self.best_state = self.initial_state
