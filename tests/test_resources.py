@@ -131,7 +131,7 @@ def test_bf16_training_declares_its_own_measured_line(monkeypatch: pytest.Monkey
 
 def test_a_host_without_native_bf16_declares_float32s_line(monkeypatch: pytest.MonkeyPatch
                                                            ) -> None:
-    """There ``cpu_bf16`` trains in float32 (carvana.training), so the job asks for float32's
+    """There ``cpu_bf16`` trains in float32 (carvana.device), so the job asks for float32's
     memory: the 640x960 map's request 3 GB larger than on a host with native bfloat16."""
     spec = wf.model_spec(CPU, "effl0_640")
     monkeypatch.setattr(rs, "host_native_bf16", lambda: True)

@@ -295,7 +295,7 @@ def _cache_mb(spec: dict[str, Any], val: Batch, shape: DataShape) -> float:
 
 #: CPU flags with which oneDNN runs bfloat16 natively, any one set suffices (what torch's
 #: ``mkldnn._is_mkldnn_bf16_supported`` asks: AVX-512 core or AVX-NE-CONVERT on x86, BF16 on
-#: Arm). Without them ``cpu_bf16`` training runs in float32 (carvana.training).
+#: Arm). Without them ``cpu_bf16`` training runs in float32 (carvana.device.cpu_bf16_training).
 BF16_FLAG_SETS = ({"avx512f", "avx512bw", "avx512vl", "avx512dq"}, {"avx_ne_convert"},
                   {"bf16"})
 
