@@ -47,8 +47,9 @@ import torch
 from carvana import rle
 from carvana.backends import BACKENDS, PRECISIONS
 from carvana.bundle import MANIFEST
-from carvana.device import cpu_has_amx, cpu_model, native_cpu_bf16
+from carvana.device import native_cpu_bf16
 from carvana.export import export_bundle
+from carvana.host import cpu_has_amx, cpu_model
 from carvana.io import read_json
 from carvana.metrics import dice
 from carvana.photos import PHOTO_SUFFIXES, read_photo

@@ -53,8 +53,9 @@ import numpy as np
 import pandas as pd
 
 from carvana import rle
-from carvana.device import cpu_has_amx, cpu_model, native_cpu_bf16
+from carvana.device import native_cpu_bf16
 from carvana.ensemble import choose_weights, full_size_loader, grid_dice
+from carvana.host import cpu_has_amx, cpu_model
 from carvana.ids import car_of
 from carvana.io import full_size_prob, mask_path, read_mask
 from carvana.metrics import dice

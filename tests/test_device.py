@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from carvana.device import DeviceError, claim_gpu, cpu_has_amx, cpu_model, select_device
+from carvana.device import DeviceError, claim_gpu, select_device
+from carvana.host import cpu_has_amx, cpu_model
 
 
 def test_cpu_and_auto_without_cuda(caplog: pytest.LogCaptureFixture) -> None:

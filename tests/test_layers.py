@@ -20,9 +20,9 @@ STAGE_MODULES = ("carvana.stages", "carvana.model_stages", "carvana.figure_stage
 #: (never from its own layer or above). Subpackages (models, synthetic, analysis) count as one
 #: module each; imports inside a subpackage are not checked here. "carvana" is the package root.
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
-    # no carvana imports at all: ids, formats and checks on plain numbers and strings
+    # no carvana imports at all: ids, formats and checks on plain numbers and strings, the CPU
     ("base", frozenset({"carvana", "ids", "metrics", "rle", "gates", "split", "snake",
-                        "model_size"})),
+                        "model_size", "host"})),
     # reading and writing files (images, masks, probabilities, tables, JSON)
     ("io", frozenset({"io"})),
     # descriptions built on io: a person's photos, the prediction chain as data
@@ -59,7 +59,7 @@ LIGHT_MODULES = (
     "carvana.metrics", "carvana.snake", "carvana.synthetic", "carvana.subset",
     "carvana.resources", "carvana.chain", "carvana.photos", "carvana.bundle", "carvana.pseudo",
     "carvana.oof",
-    "carvana.model_size",
+    "carvana.model_size", "carvana.host",
 )
 #: The light rules' scripts: they must call carvana.stages.
 LIGHT_SCRIPTS = (

@@ -142,35 +142,6 @@ def test_a_host_without_native_bf16_declares_float32s_line(monkeypatch: pytest.M
     assert rs.train_mem_mb(CPU, spec, REAL) == rs.train_mem_mb(CPU, fp32, REAL) >= native + 3000
 
 
-XEON = ("fpu sse2 avx avx2 fma avx512f avx512dq avx512bw avx512vl avx512_bf16 amx_bf16 "
-        "amx_tile")
-ZEN3 = "fpu sse2 avx avx2 fma bmi2 vaes vpclmulqdq"
-
-
-@pytest.mark.parametrize(("text", "native"), [
-    (f"processor\t: 0\nflags\t\t: {XEON}\n", True),
-    (f"processor\t: 0\nflags\t\t: {ZEN3}\n", False),
-    (f"flags\t\t: {ZEN3} avx_ne_convert avx_vnni\n", True),  # AVX2 with AVX-NE-CONVERT
-    ("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n", True),  # Arm with BF16
-    ("processor\t: 0\nFeatures\t: fp asimd evtstrm crc32\n", False),
-    ("", False),
-])
-def test_host_native_bf16_reads_the_cpu_flags(tmp_path: Path, text: str, native: bool) -> None:
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text(text)
-    assert rs.host_native_bf16(cpuinfo) is native
-    assert rs.host_native_bf16(tmp_path / "missing") is False  # cannot tell: float32's line
-
-
-def test_host_native_bf16_agrees_with_torch_here() -> None:
-    """The DAG's torch-free reading and the job's (torch's oneDNN check) on this machine."""
-    from carvana.device import native_cpu_bf16
-
-    if not Path("/proc/cpuinfo").is_file():
-        pytest.skip("no /proc/cpuinfo on this host: the DAG declares float32's line")
-    assert rs.host_native_bf16() is native_cpu_bf16()
-
-
 def test_tiramisu_memory_width_counts_its_dense_blocks() -> None:
     """The calibrated Tiramisu keeps its width; the presets' deeper ones weigh more than their
     first block says (measured 4.3x and 2.8x the calibrated MB per megapixel)."""

@@ -11,6 +11,8 @@ from typing import IO
 
 import torch
 
+from carvana.host import cpu_has_amx, cpu_model
+
 log = logging.getLogger(__name__)
 _held: list[IO[str]] = []  # lock files kept open for the life of the process
 
@@ -91,28 +93,6 @@ def cpu_bf16_training(asked: bool) -> bool:
                     "false` here to silence this")
         return False
     return asked
-
-
-def _cpuinfo(key: str) -> str | None:
-    """The first ``key`` line's value in /proc/cpuinfo (None where there is none)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.split(":", 1)[0].strip() == key:
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo ('unknown' elsewhere)."""
-    return _cpuinfo("model name") or "unknown"
-
-
-def cpu_has_amx() -> bool:
-    """Whether the CPU has AMX-BF16 tiles (this project's chain predicted 2.4x slower in bf16
-    on an AMD EPYC with AVX512-BF16 but no AMX than on an Intel Xeon with AMX)."""
-    return "amx_bf16" in (_cpuinfo("flags") or "").split()
 
 
 def _cpu() -> torch.device:

@@ -27,13 +27,13 @@ Nothing here imports torch: the Snakefile calls it while it builds the DAG.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from carvana.host import host_native_bf16
 from carvana.io import image_size
 from carvana.model_size import parameter_count, tiramisu_activations, tiramisu_structure
 from carvana.split import pseudo_cap
@@ -291,30 +291,6 @@ def _cache_mb(spec: dict[str, Any], val: Batch, shape: DataShape) -> float:
         return 0.0
     margin = CACHE_MARGIN_B_PER_PX * shape.width * shape.height if _is_tiles(spec) else 0
     return (shape.n_train * item + min(shape.n_train, CACHE_MARGIN_MAX_PHOTOS) * margin) / 2**20
-
-
-#: CPU flags with which oneDNN runs bfloat16 natively, any one set suffices (what torch's
-#: ``mkldnn._is_mkldnn_bf16_supported`` asks: AVX-512 core or AVX-NE-CONVERT on x86, BF16 on
-#: Arm). Without them ``cpu_bf16`` training runs in float32 (carvana.device.cpu_bf16_training).
-BF16_FLAG_SETS = ({"avx512f", "avx512bw", "avx512vl", "avx512dq"}, {"avx_ne_convert"},
-                  {"bf16"})
-
-
-@functools.cache
-def host_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether this host trains in bfloat16 natively, from ``cpuinfo``'s first flags line
-    (torch-free, for the DAG; ``carvana.device.native_cpu_bf16`` asks torch in the job).
-    False where it cannot tell: float32's line, the larger request, is the safe one."""
-    try:
-        lines = cpuinfo.read_text(errors="replace").splitlines()
-    except OSError:
-        return False
-    for line in lines:
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            flags = set(value.split())
-            return any(needed <= flags for needed in BF16_FLAG_SETS)
-    return False
 
 
 def _train_line(cost: ArchCost, spec: dict[str, Any]) -> tuple[float, float]:
