@@ -4,6 +4,7 @@ from glob import glob
 
 from carvana import cutouts as cut
 from carvana import oof
+from carvana import projection as pj
 from carvana import resources as rs
 from carvana import workflow as wf
 from snakemake.logging import logger
@@ -38,16 +39,19 @@ wildcard_constraints:
 
 
 def plan_projection():
-    """The projection line of the jobs this run will execute (for the Snakefile's onstart)."""
-    jobs = [
-        rs.PlannedJob(
-            runtime_min=float(job.resources.get("runtime", 0) or 0),
-            threads=int(job.threads),
-            heavy=job.rule.benchmark is not None,
-        )
-        for job in workflow.dag.needrun_jobs()
-    ]
-    return rs.projection_note(jobs, workflow.resource_settings.cores or 1)
+    """The projection line of the jobs this run will execute (for the Snakefile's onstart),
+    scaled by what this DAG's finished heavy jobs took here (their benchmark files)."""
+    def runtime(job):
+        return float(job.resources.get("runtime", 0) or 0)
+
+    needrun = set(workflow.dag.needrun_jobs())
+    jobs = [pj.PlannedJob(runtime_min=runtime(job), threads=int(job.threads),
+                          heavy=job.rule.benchmark is not None, rule=job.rule.name)
+            for job in needrun]
+    done = [pj.FinishedJob(rule=job.rule.name, runtime_min=runtime(job), wall_s=wall)
+            for job in workflow.dag.jobs if job not in needrun and job.benchmark
+            and (wall := pj.benchmark_seconds(job.benchmark)) is not None]
+    return pj.projection_note(jobs, workflow.resource_settings.cores or 1, done)
 
 
 def one_of(names):

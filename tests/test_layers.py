@@ -37,8 +37,9 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # runtimes that run a model's forward passes (torch, ONNX Runtime, OpenVINO)
     ("domain", frozenset({"bbox", "submission", "analysis", "resources", "training",
                           "backends", "pseudo"})),
-    # the submission checker, the config's file lists, prediction by a trained model
-    ("use", frozenset({"validate", "scoring", "workflow", "predict"})),  # scoring: test photos
+    # the submission checker, the config's file lists, prediction by a trained model (scoring:
+    # test photos), and the plan's projected time (from the resource formula)
+    ("use", frozenset({"validate", "scoring", "workflow", "predict", "projection"})),
     # one trained chain on any photo, and its export as a bundle (both load models to predict)
     ("chain", frozenset({"segmenter", "export"})),
     # full-resolution tiles and the cut-outs rule (both predict)
@@ -59,7 +60,7 @@ LIGHT_MODULES = (
     "carvana.metrics", "carvana.snake", "carvana.synthetic", "carvana.subset",
     "carvana.resources", "carvana.chain", "carvana.photos", "carvana.bundle", "carvana.pseudo",
     "carvana.oof",
-    "carvana.model_size", "carvana.host",
+    "carvana.model_size", "carvana.host", "carvana.projection",
 )
 #: The light rules' scripts: they must call carvana.stages.
 LIGHT_SCRIPTS = (

@@ -301,19 +301,3 @@ def test_rules_declare_the_formula_and_the_presets_numbers(tmp_path: Path) -> No
     assert jobs["predict_lowres_test", "model=unet32, shard=0001"]["mem_mb"] == 1234
     assert jobs["predict_lowres_test", "model=unet32, shard=0001"]["runtime"] == (
         rs.predict_request(TINY, [wf.model_spec(TINY, "unet32")], shape, "runtime", 6))
-
-
-def test_projection_known_values() -> None:
-    """Heavy jobs count their request without the safety factor, floor requests their start-up,
-    light jobs a few seconds; the work is spread over the cores, never below the longest job."""
-    heavy = rs.PlannedJob(runtime_min=20, threads=2, heavy=True)  # 10 min expected
-    floor = rs.PlannedJob(runtime_min=rs.MIN_RUNTIME, threads=2, heavy=True)
-    light = rs.PlannedJob(runtime_min=10, threads=1, heavy=False)
-    assert rs.expected_seconds(heavy) == 600 and rs.expected_seconds(floor) == rs.STARTUP_S
-    assert rs.expected_seconds(light) == rs.LIGHT_JOB_S
-    assert rs.projected_seconds([heavy, heavy], cores=2) == 1200  # one at a time on 2 cores
-    assert rs.projected_seconds([heavy, heavy], cores=4) == 600  # side by side
-    assert rs.projected_seconds([heavy, light], cores=64) == 600  # the longest job
-    assert rs.projected_seconds([], cores=2) == 0
-    note = rs.projection_note([heavy] * 300, cores=2)
-    assert note.startswith("projected: 300 jobs, about 2.1 days on 2 cores")

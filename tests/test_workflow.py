@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 from wfutil import SMALL, copy_workflow, snakemake
 
+from carvana import projection as pj
 from carvana import rle
 from carvana.io import read_prob
 
@@ -39,6 +40,27 @@ def test_the_projection_comes_before_the_first_job(done: Path) -> None:
     found = re.findall(r"projected: (\d+) jobs, about [\d.]+ (s|min|h|days) on 2 cores", output)
     assert len(found) == 1 and int(found[0][0]) > 20, found
     assert output.index("projected:") < output.index("rule ")
+
+
+def test_a_rerun_projection_learns_from_the_finished_jobs(done: Path, tmp_path: Path) -> None:
+    """Rerunning one prediction shard: the DAG's finished training job (its benchmark file)
+    shows the 30-minute requests are far above what jobs take here, so the projection scales
+    the planned job down and says so; the first run had nothing finished to learn from."""
+    assert "alone, times what" not in (done / "run_output.txt").read_text()
+    work = fork(done, tmp_path)
+    (work / "numbers.yaml").write_text("resources: {train: {runtime: 30}, "
+                                       "predict: {runtime: 30}}\n")
+    proc = snakemake(work, "--cores", "2", "results/predict/unet32/test_timing/0000.json",
+                     "--forcerun", "predict_lowres_test",
+                     "--configfile", "configs/tiny.yaml", "numbers.yaml")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    output = proc.stdout + proc.stderr
+    note = re.search(r"projected: 1 jobs, about (\d+) s on 2 cores \(the resource formula's "
+                     r"runtimes, 15 min alone, times what (\d+) finished jobs of this DAG took "
+                     r"here: x[\d.e-]+ to x[\d.e-]+ by rule", output)
+    assert note, output[-3000:]
+    wall = pj.benchmark_seconds(work / "results/benchmarks/train/unet32.tsv")
+    assert int(note[2]) == 1 and wall and int(note[1]) == round(wall), (note[0], wall)
 
 
 def planned_jobs(proc) -> dict[str, int]:
