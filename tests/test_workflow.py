@@ -60,7 +60,7 @@ def test_a_rerun_projection_learns_from_the_finished_jobs(done: Path, tmp_path: 
                      r"here: x[\d.e-]+ to x[\d.e-]+ by rule", output)
     assert note, output[-3000:]
     wall = pj.benchmark_seconds(work / "results/benchmarks/train/unet32.tsv")
-    assert int(note[2]) == 1 and wall and int(note[1]) == round(wall), (note[0], wall)
+    assert int(note[2]) == 1 and wall and abs(int(note[1]) - wall) <= 1, (note[0], wall)
 
 
 def planned_jobs(proc) -> dict[str, int]:
