@@ -59,6 +59,7 @@ from carvana.host import cpu_has_amx, cpu_model
 from carvana.ids import car_of
 from carvana.io import full_size_prob, mask_path, read_mask
 from carvana.metrics import dice
+from carvana.projection import benchmark_seconds
 from carvana.split import fold_ids
 from carvana.subset import SubsetSpec, make_subset
 
@@ -267,13 +268,13 @@ def score(submission: Path, truth_csv: Path, keep: set[str]) -> dict:
 
 
 def stage_times(bench_dir: Path) -> dict[str, float]:
-    """Seconds per rule, summed over its jobs (Snakemake's benchmark files)."""
+    """Seconds per rule, summed over its jobs (Snakemake's benchmark files, as the projection
+    reads them)."""
     times: dict[str, float] = {}
     for tsv in sorted(bench_dir.rglob("*.tsv")):
         stem = tsv.relative_to(bench_dir).with_suffix("").as_posix()
         key = re.sub(r"_(test|val|train_all)(_\d{4})?$", r"_\1", stem)
-        times[key] = round(times.get(key, 0.0) + float(pd.read_csv(tsv, sep="\t")["s"].iloc[0]),
-                           1)
+        times[key] = round(times.get(key, 0.0) + (benchmark_seconds(tsv) or 0.0), 1)
     return times
 
 
